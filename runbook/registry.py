@@ -35,7 +35,7 @@ class Registry:
         return name in self._loaded or name in self._targets
 
     def closest(self, name: str) -> list[str]:
-        return difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
+        return difflib.get_close_matches(name, self.names(), n=3, cutoff=0.6)
 
     def load(self, name: str) -> type[Step[Any]]:
         if name in self._loaded:
