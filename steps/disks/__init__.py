@@ -1,0 +1,1 @@
+"""disks.sync: persistent disks copied with rsync, locally or over ssh."""
