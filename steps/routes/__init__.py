@@ -1,0 +1,1 @@
+"""Routing-table steps: routes.snapshot and routes.compare (gorouter /routes and NATS)."""

@@ -1,0 +1,183 @@
+"""The routing table as the snapshot stores it, and how gorouter's inputs map onto it.
+
+A table maps a route URI (``host`` or ``host/path``) to its endpoints, keyed by address.
+Both inputs are normalised here:
+
+* gorouter ``GET /routes`` bodies: a JSON object keyed by route URI whose values are
+  arrays of endpoints, either bare ``"ip:port"`` strings (gorouter before 2015-06-25)
+  or objects with ``address``, ``tls``, ``route_service_url``, ``tags``, ... (later);
+* NATS ``router.register`` / ``router.unregister`` payloads (gorouter ``mbus``
+  ``RegistryMessage``): ``host``, ``port``, ``tls_port`` (wins over ``port`` when
+  non-zero), ``uris``, ``app``, ``route_service_url`` (gorouter rejects one that does
+  not start with ``https``), ``private_instance_id``, ``availability_zone``, ``protocol``.
+
+The snapshot file is gzip-compressed JSON with a format name and version. Routes and
+endpoints are sorted and the gzip header carries no timestamp, so the file's bytes depend
+only on its content and its sha256 digest can vouch for it later.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+FORMAT = "paas-runbook/routes-snapshot"
+VERSION = 1
+ENDPOINT_FIELDS = ("address", "app", "tls", "instance_id", "route_service_url", "az", "protocol")
+
+
+class Endpoint(NamedTuple):
+    """One backend of one route. A tuple keeps 100k-route tables small and fast to compare."""
+
+    address: str
+    app: str = ""
+    tls: bool = False
+    instance_id: str = ""
+    route_service_url: str = ""
+    az: str = ""
+    protocol: str = ""
+
+    def merged(self, other: "Endpoint") -> "Endpoint":
+        """Fill fields this endpoint lacks from ``other`` (same address, richer source)."""
+        return Endpoint(*(mine if mine else theirs for mine, theirs in zip(self, other)))
+
+
+#: route URI -> address -> endpoint
+Table = dict[str, dict[str, Endpoint]]
+
+
+class SnapshotError(ValueError):
+    """A snapshot file or a ``/routes`` body cannot be read; the message says why."""
+
+
+def route_key(uri: str) -> str:
+    # gorouter matches hosts case-insensitively and a trailing slash names the same route.
+    uri = uri.strip()
+    host, slash, path = uri.partition("/")
+    key = host.lower() + slash + path
+    return key.rstrip("/") if path else host.lower()
+
+
+def merge_into(table: Table, other: Table) -> None:
+    """Union ``other`` into ``table``; the same address on the same route is one endpoint."""
+    for uri, endpoints in other.items():
+        mine = table.setdefault(uri, {})
+        for address, endpoint in endpoints.items():
+            known = mine.get(address)
+            mine[address] = endpoint if known is None else known.merged(endpoint)
+
+
+def count_endpoints(table: Table) -> int:
+    return sum(len(endpoints) for endpoints in table.values())
+
+
+# --- gorouter /routes --------------------------------------------------------------------
+
+def table_from_routes_body(body: Any) -> Table:
+    """Normalise a decoded ``/routes`` body of any gorouter era."""
+    if not isinstance(body, dict):
+        raise SnapshotError("the /routes body is not a JSON object keyed by route")
+    table: Table = {}
+    for uri, raw_endpoints in body.items():
+        if not isinstance(raw_endpoints, list):
+            raise SnapshotError(f"route '{uri}' in the /routes body does not hold a list")
+        endpoints = table.setdefault(route_key(uri), {})
+        for raw in raw_endpoints:
+            endpoint = _endpoint_from_routes_entry(uri, raw)
+            endpoints[endpoint.address] = endpoint
+    return table
+
+
+def _endpoint_from_routes_entry(uri: str, raw: Any) -> Endpoint:
+    if isinstance(raw, str):  # the pre-2015 format: the address alone
+        return Endpoint(raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("address"), str):
+        raise SnapshotError(f"route '{uri}' has an endpoint without an address")
+    tags = raw.get("tags") or {}
+    # route-emitter tags carry the app guid; /routes has no other app identity.
+    app = str(tags.get("app_id", "")) if isinstance(tags, dict) else ""
+    return Endpoint(raw["address"], app, bool(raw.get("tls", False)),
+                    str(raw.get("private_instance_id") or ""),
+                    str(raw.get("route_service_url") or ""),
+                    str(raw.get("availability_zone") or ""), str(raw.get("protocol") or ""))
+
+
+# --- NATS router.register / router.unregister -------------------------------------------
+
+class Registration(NamedTuple):
+    uris: tuple[str, ...]
+    endpoint: Endpoint
+
+
+def parse_registration(payload: bytes) -> Registration | None:
+    """Decode a registry message; None for one gorouter would reject as well."""
+    try:
+        msg = json.loads(payload)
+        host, uris = msg["host"], msg["uris"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(host, str) or not isinstance(uris, list) or not host:
+        return None
+    tls_port = msg.get("tls_port") or 0
+    port = tls_port or msg.get("port") or 0
+    if not isinstance(port, int) or port <= 0:
+        return None
+    route_service = msg.get("route_service_url") or ""
+    if route_service and not str(route_service).startswith("https"):
+        return None
+    endpoint = Endpoint(f"{host}:{port}", str(msg.get("app") or ""), bool(tls_port),
+                        str(msg.get("private_instance_id") or ""), str(route_service),
+                        str(msg.get("availability_zone") or ""), str(msg.get("protocol") or ""))
+    return Registration(tuple(route_key(u) for u in uris if isinstance(u, str) and u), endpoint)
+
+
+# --- the snapshot file -------------------------------------------------------------------
+
+def write_snapshot(path: Path, table: Table, meta: dict[str, Any]) -> str:
+    """Write ``table`` atomically; returns the sha256 hex digest of the file."""
+    routes = [[uri, [list(e) for e in sorted(table[uri].values())]]
+              for uri in sorted(table) if table[uri]]
+    doc = {"format": FORMAT, "version": VERSION, "endpoint_fields": list(ENDPOINT_FIELDS),
+           **meta, "routes": routes}
+    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6,
+                         mtime=0)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # a crash never leaves a half-written snapshot under the real name
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_snapshot(path: Path, sha256: str | None = None) -> tuple[Table, dict[str, Any]]:
+    """Load a snapshot; returns the table and its metadata (everything but the routes)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror or exc}") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
+        raise SnapshotError(f"snapshot {path} does not match the recorded sha256 digest; "
+                            "it changed after it was taken")
+    try:
+        doc = json.loads(gzip.decompress(data))
+    except (OSError, EOFError, ValueError) as exc:
+        raise SnapshotError(f"snapshot {path} is not a gzip-compressed JSON file ({exc})") \
+            from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SnapshotError(f"{path} is not a routes snapshot (no '{FORMAT}' format marker)")
+    if doc.get("version") != VERSION:
+        raise SnapshotError(f"snapshot {path} has format version {doc.get('version')!r}; "
+                            f"this version reads version {VERSION}")
+    fields = doc.get("endpoint_fields")
+    if fields != list(ENDPOINT_FIELDS):
+        raise SnapshotError(f"snapshot {path} lists unexpected endpoint fields {fields!r}")
+    table: Table = {}
+    for uri, endpoints in doc.pop("routes"):
+        table[uri] = {e[0]: Endpoint(*e) for e in endpoints}
+    return table, doc

@@ -1,0 +1,215 @@
+"""Capture the routing table from NATS: listen to ``router.register`` / ``router.unregister``.
+
+Every route publisher (Diego route-emitter, route-registrar, DEA in old foundations)
+re-sends each registration once per registration interval, so listening for two
+intervals sees every live endpoint at least once. ``router.greet`` is a request the
+gorouters answer with their ``router.start`` document, whose
+``minimumRegisterIntervalInSeconds`` is the interval the publishers use; asking first
+sizes the listening time to the foundation instead of to a guess.
+
+Imported lazily by the step: nats-py is an optional dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.api import MissingDependency
+from steps.routes.model import Registration, Table, parse_registration
+
+# Above this many distinct payloads the decode cache stops growing: it only saves
+# parsing for re-registrations, it must not double a huge table's memory.
+_CACHE_LIMIT = 500_000
+
+
+class NatsUnavailable(Exception):
+    """NATS could not be used; the message says why, without credentials."""
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    servers: list[str]
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    connect_timeout: float = 5.0
+
+
+@dataclass
+class Capture:
+    """What one listening session saw."""
+
+    table: Table = field(default_factory=dict)
+    registers: int = 0
+    unregisters: int = 0
+    rejected: int = 0  # payloads gorouter would refuse too (no host/port, bad route service)
+    dropped: int = 0  # messages NATS dropped because this client fell behind
+    routers: list[dict[str, Any]] = field(default_factory=list)  # router.greet answers
+    interval: float = 0.0
+    listened: float = 0.0
+
+
+class RouteRecorder:
+    """Applies registry messages to a table; the hot path of a capture, kept lean."""
+
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+        self._cache: dict[bytes, Registration | None] = {}
+
+    def _decode(self, data: bytes) -> Registration | None:
+        cache = self._cache
+        try:
+            return cache[data]
+        except KeyError:
+            registration = parse_registration(data)
+            if len(cache) < _CACHE_LIMIT:
+                cache[data] = registration
+            return registration
+
+    def register(self, data: bytes) -> None:
+        registration = self._decode(data)
+        capture = self.capture
+        capture.registers += 1
+        if registration is None:
+            capture.rejected += 1
+            return
+        endpoint = registration.endpoint
+        table = capture.table
+        for uri in registration.uris:
+            endpoints = table.get(uri)
+            if endpoints is None:
+                table[uri] = {endpoint.address: endpoint}
+            else:
+                endpoints[endpoint.address] = endpoint
+
+    def unregister(self, data: bytes) -> None:
+        registration = self._decode(data)
+        self.capture.unregisters += 1
+        if registration is None:
+            self.capture.rejected += 1
+            return
+        address = registration.endpoint.address
+        table = self.capture.table
+        for uri in registration.uris:
+            endpoints = table.get(uri)
+            if endpoints is not None:
+                endpoints.pop(address, None)
+                if not endpoints:
+                    del table[uri]
+
+
+class NatsRouteSource:
+    """The real client (nats-py). ``capture`` blocks; it runs its own event loop."""
+
+    def __init__(self, settings: NatsSettings) -> None:
+        self.settings = settings
+
+    def capture(self, *, duration: float | None, default_interval: float, greet: bool,
+                greet_wait: float, cancelled: threading.Event) -> Capture:
+        return asyncio.run(self._capture(duration, default_interval, greet, greet_wait,
+                                         cancelled))
+
+    async def _connect(self, errors: list[BaseException]) -> Any:
+        try:
+            import nats
+            import nats.errors
+        except ImportError:
+            raise MissingDependency("nats", "nats") from None
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+        s = self.settings
+        try:
+            return await nats.connect(
+                s.servers, user=s.user, password=s.password, token=s.token,
+                connect_timeout=max(1, int(s.connect_timeout)), allow_reconnect=False,
+                max_reconnect_attempts=1, reconnect_time_wait=0.2, error_cb=on_error,
+                name="paas-runbook routes.snapshot", pending_size=8 * 1024 * 1024)
+        except nats.errors.NoServersError:
+            last = errors[-1] if errors else "no answer"
+            raise NatsUnavailable(f"cannot reach NATS at {', '.join(s.servers)} ({last}); "
+                                  "check the server URLs and that this host may connect "
+                                  "to port 4222") from None
+        except nats.errors.Error as exc:
+            text = str(exc)
+            if "authorization" in text.lower():
+                raise NatsUnavailable(f"NATS at {', '.join(s.servers)} refused the "
+                                      "credentials (Authorization Violation); check the nats "
+                                      "user/password or token") from None
+            raise NatsUnavailable(f"NATS at {', '.join(s.servers)}: {text}") from None
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise NatsUnavailable(f"cannot reach NATS at {', '.join(s.servers)} ({exc})") \
+                from None
+
+    async def _capture(self, duration: float | None, default_interval: float, greet: bool,
+                       greet_wait: float, cancelled: threading.Event) -> Capture:
+        import nats.errors
+
+        errors: list[BaseException] = []
+        nc = await self._connect(errors)
+        capture = Capture()
+        recorder = RouteRecorder(capture)
+        try:
+            async def on_register(msg: Any) -> None:
+                recorder.register(msg.data)
+
+            async def on_unregister(msg: Any) -> None:
+                recorder.unregister(msg.data)
+
+            # Generous pending limits: a burst of registrations is buffered, not dropped.
+            limits = {"pending_msgs_limit": 4_000_000, "pending_bytes_limit": 1 << 30}
+            await nc.subscribe("router.register", cb=on_register, **limits)
+            await nc.subscribe("router.unregister", cb=on_unregister, **limits)
+            await nc.flush()
+            started = time.monotonic()
+            if greet:
+                capture.routers = await _greet(nc, greet_wait)
+            advertised = [r["minimumRegisterIntervalInSeconds"] for r in capture.routers
+                          if isinstance(r.get("minimumRegisterIntervalInSeconds"), int)]
+            capture.interval = float(max(advertised)) if advertised else default_interval
+            total = duration if duration is not None else 2 * capture.interval
+            while (left := total - (time.monotonic() - started)) > 0:
+                if cancelled.is_set():
+                    break
+                if not nc.is_connected:
+                    raise NatsUnavailable("the NATS connection was lost during the capture "
+                                          f"({errors[-1] if errors else 'closed'}); the "
+                                          "snapshot would be incomplete, run the step again")
+                await asyncio.sleep(min(0.1, left))
+            capture.listened = time.monotonic() - started
+            await nc.flush()
+            capture.dropped = sum(1 for e in errors if isinstance(e, nats.errors.SlowConsumerError))
+        finally:
+            # drain() lets the callbacks finish what was already delivered.
+            try:
+                await nc.drain()
+            except Exception:  # noqa: BLE001 - closing must not hide the capture's outcome
+                await nc.close()
+        return capture
+
+
+async def _greet(nc: Any, wait: float) -> list[dict[str, Any]]:
+    """Ask every gorouter for its ``router.start`` document; collect answers for ``wait``."""
+    answers: list[dict[str, Any]] = []
+
+    async def on_answer(msg: Any) -> None:
+        try:
+            doc = json.loads(msg.data)
+        except ValueError:
+            return
+        if isinstance(doc, dict):
+            answers.append(doc)
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=on_answer)
+    await nc.publish("router.greet", b"", reply=inbox)
+    await nc.flush()
+    await asyncio.sleep(wait)
+    await sub.unsubscribe()
+    return answers
