@@ -64,7 +64,7 @@ def parse_window(spec: dict[str, Any], index: int) -> Window:
         try:
             # elapsed time: a window across a DST change still lasts what it says
             end = (start.astimezone(timezone.utc)
-                   + timedelta(seconds=parse_duration(spec["duration"]))).astimezone(tz)
+                   + timedelta(seconds=parse_duration(spec["duration"]))).astimezone(start.tzinfo)
         except ValueError as exc:
             raise KeyedError("duration", str(exc)) from None
     else:
