@@ -335,10 +335,11 @@ class _Builder:
             row["encryption_key_label"] = label
             row["encryption_iterations"] = self.iterations
         by_salt: dict[str, list[str]] = {}
-        for column, (salt_column, _plain) in (encrypted or {}).items():
-            by_salt.setdefault(salt_column, []).append(column)
+        for column, (salt_column, plain) in (encrypted or {}).items():
             row[salt_column] = None
             row[column] = None
+            if plain is not None:  # CC stores blank values as NULL, without a salt
+                by_salt.setdefault(salt_column, []).append(column)
         spec = self.tables.setdefault(table, _Table(list(row)))
         index = len(spec.rows)
         spec.rows.append([row[c] for c in spec.columns])
@@ -419,6 +420,8 @@ def seed(dsn: str, *, era: Era = "current", apps: int = 10,
             binding.update({"app_guid": guid, "service_instance_guid": f"si-{guid}"} if current
                            else {"app_id": i + 1, "service_instance_id": i + 1})
             enc: dict[str, tuple[str, str | None]] = {"credentials": ("salt", oj_dump(creds))}
+            if current:
+                enc["volume_mounts"] = ("volume_mounts_salt", None)
             if current and i % 10 == 0:
                 mount = [{"driver": "nfsv3driver", "container_dir": f"/var/vcap/data/{i}",
                           "mode": "rw", "device_type": "shared",

@@ -1,0 +1,1 @@
+"""Cloud Controller database steps: ``ccdb.rewrite_hosts``."""

@@ -1,0 +1,175 @@
+"""Rewriting old host addresses to new ones inside CCDB values, structurally.
+
+A host map entry may be an IP, a hostname, a ``host:port`` pair or a URL prefix
+(``https://broker.old:8443/``). Matching is by whole token: ``10.0.0.5`` never rewrites
+``10.0.0.50`` or ``110.0.0.5``, ``db.old.example`` never rewrites ``mydb.old.example`` or
+``db.old.example.com``. Longer entries win, so a ``host:port`` entry beats the bare host.
+Hostnames and URL schemes match case-insensitively, as DNS does.
+
+JSON values (credentials, environment variables, volume mounts) are rewritten inside
+their string literals only (keys and values, at any depth, including URIs and JSON nested
+in strings); the bytes between literals, and every literal that does not change, are kept
+exactly, because Cloud Controller's serialiser (Oj in rails mode) escapes differently
+from Python's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_TOKEN = "A-Za-z0-9_\\-"
+# A JSON string literal; in valid JSON text no quote occurs outside literals, so scanning
+# from the start tokenises correctly.
+_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|private|cert", re.I)
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*:(?:\\?/){2}[^:/@\s\"]*):([^@/\s\"]*)@")
+_SECRET_QUERY = re.compile(r"((?:pass\w*|pwd|secret\w*|token|\w*key)=)([^&\s\"]*)", re.I)
+_OJ_ESCAPES = {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e"}
+
+
+class HostMapError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed string (a JSON literal's decoded text, or a whole plain value)."""
+
+    key: str | None  # the JSON key the string belongs to, when it is a value
+    old: str
+    new: str
+
+
+class HostMap:
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = dict(mapping)
+        self._check()
+        variants: dict[str, str] = {}
+        for old, new in self.mapping.items():
+            variants[old.lower()] = new
+            if "/" in old:  # URL prefixes may appear with JSON's optional "\/" escape
+                variants[old.replace("/", "\\/").lower()] = new.replace("/", "\\/")
+        self._variants = variants
+        alternatives = [self._pattern(v) for v in sorted(variants, key=len, reverse=True)]
+        self._regex = re.compile("|".join(alternatives), re.I)
+
+    def _check(self) -> None:
+        if not self.mapping:
+            raise HostMapError("the host map is empty: give at least one 'old: new' entry")
+        for old, new in self.mapping.items():
+            if not old.strip() or not new.strip():
+                raise HostMapError("host map entries must not be empty")
+            if old.strip() != old or new.strip() != new:
+                raise HostMapError(f"host map entry {old!r}: remove the surrounding spaces")
+        olds = [o.lower() for o in self.mapping]
+        for old, new in self.mapping.items():
+            if old.lower() == new.lower():
+                raise HostMapError(f"host map entry {old!r} maps a host to itself")
+        # A new address that is itself an old one would make a second apply rewrite again.
+        probe = HostMap.__new__(HostMap)
+        probe._variants = {o: o for o in olds}
+        probe._regex = re.compile("|".join(self._pattern(o) for o in sorted(olds, key=len,
+                                                                           reverse=True)), re.I)
+        for new in self.mapping.values():
+            hit = probe._regex.search(new)
+            if hit:
+                raise HostMapError(f"host map target {new!r} contains the old address "
+                                   f"{hit.group(0)!r}: the rewrite would not be idempotent")
+
+    @staticmethod
+    def _pattern(text: str) -> str:
+        body = re.escape(text)
+        if text[:1].isalnum():
+            body = f"(?<![{_TOKEN}.]){body}"
+        if text[-1:].isalnum():
+            body = f"{body}(?![{_TOKEN}]|\\.[A-Za-z0-9])"
+        return body
+
+    def _replace(self, match: re.Match[str]) -> str:
+        return self._variants[match.group(0).lower()]
+
+    def sub(self, text: str) -> str:
+        return self._regex.sub(self._replace, text)
+
+    def found(self, text: str) -> list[str]:
+        """The old addresses present in ``text`` (as written there)."""
+        return [m.group(0) for m in self._regex.finditer(text)]
+
+    def rewrite(self, text: str) -> tuple[str, list[Change]]:
+        """Rewrite a value: structurally when it is a JSON object or array, else as text."""
+        if text[:1] in "{[" and text.rstrip()[-1:] in "}]":
+            try:
+                json.loads(text)
+            except ValueError:
+                pass
+            else:
+                return self.rewrite_json(text)
+        new = self.sub(text)
+        return new, ([Change(None, text, new)] if new != text else [])
+
+    def rewrite_json(self, text: str) -> tuple[str, list[Change]]:
+        out: list[str] = []
+        changes: list[Change] = []
+        last_key: str | None = None
+        position = 0
+        for match in _LITERAL.finditer(text):
+            literal = match.group(0)
+            decoded = json.loads(literal)
+            is_key = text[match.end():].lstrip()[:1] == ":"
+            new = self.sub(decoded)
+            out.append(text[position:match.start()])
+            position = match.end()
+            if new != decoded:
+                out.append(self._encode_like(literal, new))
+                changes.append(Change(None if is_key else last_key, decoded, new))
+            else:
+                out.append(literal)
+            if is_key:
+                last_key = decoded
+        out.append(text[position:])
+        return "".join(out), changes
+
+    def _encode_like(self, literal: str, new: str) -> str:
+        """Re-encode a changed literal, keeping the original's escaping where possible."""
+        candidate = self.sub(literal)
+        try:
+            if json.loads(candidate) == new:
+                return candidate
+        except ValueError:
+            pass
+        encoded = json.dumps(new, ensure_ascii="\\u" in literal and not _oj_only(literal))
+        for char, escape in _OJ_ESCAPES.items():
+            if escape in literal:
+                encoded = encoded.replace(char, escape)
+        if "\\/" in literal:
+            encoded = encoded.replace("/", "\\/")
+        return encoded
+
+
+def _oj_only(literal: str) -> bool:
+    """True when the only \\u escapes are Oj's HTML-safe ones (non-ASCII stays raw)."""
+    escapes = re.findall(r"\\u([0-9a-fA-F]{4})", literal)
+    return all(e.lower() in ("0026", "003c", "003e") for e in escapes)
+
+
+def mask(text: str) -> str:
+    """Hide passwords inside URIs and query strings; hosts stay visible."""
+    text = _USERINFO.sub(r"\1:***@", text)
+    return _SECRET_QUERY.sub(r"\1***", text)
+
+
+def describe(change: Change, width: int = 90) -> str:
+    """One redacted example: ``uri: "…old…" -> "…new…"``; secret-looking keys are masked."""
+    if change.key is not None and _SECRET_KEY.search(change.key) and "://" not in change.old:
+        old, new = "***", "***"
+    else:
+        old, new = _clip(mask(change.old), width), _clip(mask(change.new), width)
+    prefix = f"{change.key}: " if change.key is not None else ""
+    return f'{prefix}"{old}" -> "{new}"'
+
+
+def _clip(text: str, width: int) -> str:
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else text[: width - 1] + "…"
