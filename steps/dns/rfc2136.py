@@ -105,6 +105,8 @@ class Rfc2136:
             raise self._explain(exc, f"transferring zone {zone}") from None
         records = [to_rec(name, rds.ttl, rdata)
                    for name, rds in holder.iterate_rdatasets() for rdata in rds]
+        # DNS canonical order (RFC 4034 6.1), so plans read the same whatever the server.
+        records.sort(key=lambda r: (dns.name.from_text(r.name), r.type, r.content))
         return ZoneState(zone, exists=True, records=records)
 
     # -- writing -----------------------------------------------------------------------
