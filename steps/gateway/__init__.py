@@ -1,0 +1,1 @@
+"""gateway.switch: point the SSL-terminating gateway at the new routers."""
