@@ -157,7 +157,8 @@ class FakeRouter:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,6 +185,7 @@ class RouteEmitter:
         self._nc: Any = None
         self._ticker: asyncio.Task[None] | None = None
         self.rounds = 0  # full emissions so far
+        self.greets = 0  # router.greet requests answered
         self._round_done = threading.Condition()
 
     # -- lifecycle --
@@ -224,8 +226,10 @@ class RouteEmitter:
             await asyncio.sleep(self.interval)
 
     async def _emit_all(self) -> None:
-        for reg in list(self.registrations.values()):
-            await self._nc.publish("router.register", reg.payload())
+        for key, reg in list(self.registrations.items()):
+            # An unregister may run between two publishes: never re-announce what it removed.
+            if self.registrations.get(key) is reg:
+                await self._nc.publish("router.register", reg.payload())
         await self._nc.flush()
         with self._round_done:
             self.rounds += 1
@@ -240,6 +244,9 @@ class RouteEmitter:
                  "pruneThresholdInSeconds": 120}
         if msg.reply:
             await self._nc.publish(msg.reply, json.dumps(start).encode())
+        with self._round_done:
+            self.greets += 1
+            self._round_done.notify_all()
         await self._emit_all()
 
     # -- what tests and the lab drive --
@@ -249,15 +256,19 @@ class RouteEmitter:
             if not self._round_done.wait_for(lambda: self.rounds >= count, timeout):
                 raise TimeoutError(f"only {self.rounds} emissions after {timeout}s")
 
+    def wait_greeted(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Block until ``count`` router.greet requests were answered (a capture is listening)."""
+        with self._round_done:
+            if not self._round_done.wait_for(lambda: self.greets >= count, timeout):
+                raise TimeoutError(f"only {self.greets} greetings after {timeout}s")
+
     def emit_now(self) -> None:
         self._call(self._emit_all())
 
     def register(self, reg: RouteRegistration) -> None:
-        self.registrations[(reg.address, reg.uris[0] if reg.uris else "")] = reg
         self._call(self._publish("router.register", reg))
 
     def unregister(self, reg: RouteRegistration) -> None:
-        self.registrations.pop((reg.address, reg.uris[0] if reg.uris else ""), None)
         self._call(self._publish("router.unregister", reg))
 
     def move(self, reg: RouteRegistration, host: str, port: int) -> RouteRegistration:
@@ -269,6 +280,12 @@ class RouteEmitter:
         return moved
 
     async def _publish(self, subject: str, reg: RouteRegistration) -> None:
+        # The table changes on the loop thread, so a periodic emission sees it atomically.
+        key = (reg.address, reg.uris[0] if reg.uris else "")
+        if subject == "router.register":
+            self.registrations[key] = reg
+        else:
+            self.registrations.pop(key, None)
         await self._nc.publish(subject, reg.payload())
         await self._nc.flush()
 
