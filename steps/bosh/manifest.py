@@ -65,38 +65,51 @@ def spread(groups: list[dict[str, Any]], azs: list[str]) -> dict[str, list[str]]
     """The availability-zone spread of seeds/001, as each group's ``azs:`` list.
 
     A group of N instances is spread over min(N, zones) zones, so losing one zone never
-    takes a whole redundant group; the starting zone rotates from group to group so the
-    many singletons (cc_db, uaa_db, nfs_server) do not all land in the first zone and the
-    instance count per zone stays balanced. ``azs:`` on a group pins it.
+    takes a whole redundant group. Groups that cover every zone (and groups pinned with
+    their own ``azs:``) are placed first; smaller groups - typically the singletons with
+    persistent disks (cc_db, uaa_db, nfs_server) - then go to the least loaded zones, so
+    they do not all land in the first zone and the instances per zone stay balanced.
+    Instance counts per zone are modelled by :func:`zone_counts`.
     """
     if not azs:
         raise ManifestError("manifest variables: 'azs' must list at least one zone")
     placement: dict[str, list[str]] = {}
-    cursor = 0
+    load = {z: 0 for z in azs}
+    small = []
     for group in groups:
         name = str(group.get("name", "?"))
+        count = max(1, int(group.get("instances", 1)))
         if group.get("azs"):
             unknown = [z for z in group["azs"] if z not in azs]
             if unknown:
                 raise ManifestError(f"instance group '{name}' names unknown zone(s) "
                                     f"{', '.join(unknown)}; known: {', '.join(azs)}")
             placement[name] = list(group["azs"])
+        elif count >= len(azs):
+            placement[name] = list(azs)
+        else:
+            small.append((name, count))
             continue
-        count = max(1, int(group.get("instances", 1)))
-        chosen = [azs[(cursor + i) % len(azs)] for i in range(min(count, len(azs)))]
-        placement[name] = [z for z in azs if z in chosen]  # keep declared zone order
-        cursor += count
-    return placement
+        _add(load, placement[name], count)
+    for name, count in small:
+        ranked = sorted(azs, key=lambda z: (load[z], azs.index(z)))[:count]
+        placement[name] = [z for z in azs if z in ranked]  # keep declared zone order
+        _add(load, placement[name], count)
+    return {str(g.get("name", "?")): placement[str(g.get("name", "?"))] for g in groups}
+
+
+def _add(load: dict[str, int], zones: list[str], count: int) -> None:
+    for i in range(count):
+        load[zones[i % len(zones)]] += 1
 
 
 def zone_counts(groups: list[dict[str, Any]], placement: dict[str, list[str]],
                 azs: list[str]) -> dict[str, int]:
-    """Instances per zone as BOSH will place them (even split over a group's zones)."""
+    """Instances per zone, assuming BOSH splits a group evenly over its zones and gives
+    any remainder to the zones listed first (an assumption, not read from the director)."""
     counts = {z: 0 for z in azs}
     for group in groups:
-        zones = placement[str(group["name"])]
-        for i in range(int(group.get("instances", 1))):
-            counts[zones[i % len(zones)]] += 1
+        _add(counts, placement[str(group["name"])], max(1, int(group.get("instances", 1))))
     return counts
 
 
