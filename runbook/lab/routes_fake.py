@@ -29,9 +29,10 @@ import json
 import random
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Literal
+from typing import Any, Literal, Self
 
 RoutesFormat = Literal["current", "2015", "legacy"]
 
@@ -127,12 +128,12 @@ class FakeRouter:
     def set_registrations(self, registrations: Iterable[RouteRegistration]) -> None:
         self._body = json.dumps(routes_body(registrations, self.fmt)).encode()
 
-    def __enter__(self) -> "FakeRouter":
+    def __enter__(self) -> Self:
         router = self
         expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 router.requests += 1
                 if self.path.rstrip("/") != "/routes":
                     self._send(404, b"404 page not found\n", "text/plain")
@@ -189,7 +190,7 @@ class RouteEmitter:
         self._round_done = threading.Condition()
 
     # -- lifecycle --
-    def __enter__(self) -> "RouteEmitter":
+    def __enter__(self) -> Self:
         self._thread.start()
         self._call(self._start())
         return self

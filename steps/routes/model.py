@@ -41,9 +41,12 @@ class Endpoint(NamedTuple):
     az: str = ""
     protocol: str = ""
 
-    def merged(self, other: "Endpoint") -> "Endpoint":
+    def merged(self, other: Endpoint) -> Endpoint:
         """Fill fields this endpoint lacks from ``other`` (same address, richer source)."""
-        return Endpoint(*(mine if mine else theirs for mine, theirs in zip(self, other)))
+        return Endpoint(self.address, self.app or other.app, self.tls or other.tls,
+                        self.instance_id or other.instance_id,
+                        self.route_service_url or other.route_service_url,
+                        self.az or other.az, self.protocol or other.protocol)
 
 
 #: route URI -> address -> endpoint

@@ -143,7 +143,7 @@ class NatsRouteSource:
                                       "credentials (Authorization Violation); check the nats "
                                       "user/password or token") from None
             raise NatsUnavailable(f"NATS at {', '.join(s.servers)}: {text}") from None
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise NatsUnavailable(f"cannot reach NATS at {', '.join(s.servers)} ({exc})") \
                 from None
 

@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from runbook.api import (Action, Duration, Plan, Result, Secret, Step, StepContext, StepFailed,
-                         TargetRef, param, reveal)
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Secret,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+    reveal,
+)
 
 
 def _secs(seconds: float) -> str:
@@ -92,7 +103,9 @@ def _resolve(ctx: StepContext, p: SnapshotRoutesParams) -> _Sources:
         if "@" in _shown(url):
             raise StepFailed("server URLs must not carry credentials; give them as user and "
                              "password (or token) references instead")
-    pick = lambda explicit, key, cfg: explicit if explicit is not None else cfg.get(key)  # noqa: E731
+    def pick(explicit: Any, key: str, cfg: dict[str, Any]) -> Any:
+        return explicit if explicit is not None else cfg.get(key)
+
     return _Sources(routers, pick(p.router_user, "user", routers_cfg),
                     pick(p.router_password, "password", routers_cfg), nats,
                     pick(p.nats_user, "user", nats_cfg), pick(p.nats_password, "password", nats_cfg),
@@ -152,8 +165,7 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
         return float(params.duration if params.duration is not None else 2 * params.interval)
 
     def apply(self, ctx: StepContext, params: SnapshotRoutesParams, plan: Plan) -> Result:
-        from steps.routes.model import count_endpoints, merge_into, write_snapshot
-        from steps.routes.model import Table
+        from steps.routes.model import Table, count_endpoints, merge_into, write_snapshot
 
         s = _resolve(ctx, params)
         table: Table = {}

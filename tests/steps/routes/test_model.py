@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from runbook.lab.routes_fake import RouteRegistration, routes_body
-from steps.routes.model import (Endpoint, SnapshotError, parse_registration, read_snapshot,
-                                route_key, table_from_routes_body, write_snapshot)
+from steps.routes.model import (
+    Endpoint,
+    SnapshotError,
+    parse_registration,
+    read_snapshot,
+    route_key,
+    table_from_routes_body,
+    write_snapshot,
+)
 
 REG = RouteRegistration(host="10.0.16.4", port=61012, uris=("Dora.Example.com", "dora.example.com/api/"),
                         app="app-1", private_instance_id="i-1", availability_zone="z1",

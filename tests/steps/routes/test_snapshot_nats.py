@@ -15,7 +15,6 @@ from runbook.lab.servers import Nats, ServerUnavailable, free_port
 from runbook.testing import make_context, make_params
 from steps.routes.model import read_snapshot
 from steps.routes.step import SnapshotRoutes
-
 from tests.conftest import missing
 
 ENV = {"NATS_PW": "nats-secret-pw", "NATS_TOKEN": "nats-secret-token", "BAD": "wrong-password"}

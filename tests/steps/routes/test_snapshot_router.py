@@ -103,9 +103,9 @@ def test_unreachable_router_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_empty_table_fails_instead_of_saving_nothing(tmp_path: Path) -> None:
-    with FakeRouter([], user="router", password=ENV["ROUTER_PW"]) as server:
-        with pytest.raises(StepFailed, match="captured 0 routes, fewer than min_routes 1"):
-            snapshot(tmp_path, targets(server.url))
+    with FakeRouter([], user="router", password=ENV["ROUTER_PW"]) as server, \
+            pytest.raises(StepFailed, match="captured 0 routes, fewer than min_routes 1"):
+        snapshot(tmp_path, targets(server.url))
 
 
 @pytest.mark.parametrize("profile, message", [
