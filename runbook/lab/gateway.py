@@ -30,6 +30,14 @@ from typing import Any
 from runbook.lab.servers import ServerUnavailable, find_binary, free_port, wait_for_port
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A gateway closing an idle keep-alive connection during a reload is normal here.
+        return
+
+
 class StandInRouter:
     """Answers ``router=<name>`` to any GET on a free loopback port."""
 
@@ -57,8 +65,7 @@ class StandInRouter:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True,
                          name=f"router-{self.name}").start()
         return self
