@@ -75,6 +75,8 @@ class OpenStackFake:
         #: (method, path) of every request, for tests that assert what the SDK sent
         self.requests: list[tuple[str, str]] = []
         self.tokens: set[str] = set()
+        #: one-shot failures: (method, path suffix) -> (status, message)
+        self.failures: dict[tuple[str, str], tuple[int, str]] = {}
         self.store: dict[str, dict[str, Json]] = {name: {} for name in (
             *NEUTRON, "images", "volumes", "loadbalancers", "pools", "members")}
         self.image_data: dict[str, bytes] = {}
@@ -130,6 +132,11 @@ class OpenStackFake:
         clouds.update({n: c.cloud_config() for n, c in more.items()})
         path.write_text(json.dumps({"clouds": clouds}, indent=2))
         return path
+
+    def fail_next(self, method: str, path_suffix: str, status: int = 500,
+                  message: str = "Request Failed: internal server error") -> None:
+        """Make the next ``method`` request whose path ends with ``path_suffix`` fail."""
+        self.failures[(method, path_suffix)] = (status, message)
 
     # -- seeding helpers (what exists in a cloud before a run) --------------------------
 
@@ -380,6 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
         cloud.requests.append((method, path))
         try:
             with cloud.lock:
+                for (verb, suffix), (code, text) in list(cloud.failures.items()):
+                    if verb == method and path.endswith(suffix):
+                        del cloud.failures[(verb, suffix)]
+                        raise ApiError(code, text, "InternalServerError")
                 status, payload, headers = _route(cloud, method, path, query, raw,
                                                   self.headers.get("X-Auth-Token"))
         except ApiError as exc:

@@ -20,6 +20,7 @@ try:
     import openstack
     import openstack.config
     import openstack.exceptions as os_exc
+    from openstack.config import exceptions as config_exc
     from openstack.image.v2.image import Image
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise MissingDependency("openstack", "openstack") from exc
@@ -68,18 +69,28 @@ def guard(cloud: str, what: str) -> Iterator[None]:
     """Turn SDK and keystoneauth errors into one clear sentence (no secrets in them)."""
     try:
         yield
-    except ks_exc.Unauthorized:
-        raise StepFailed(f"cloud '{cloud}' refused the credentials while trying to {what}; "
-                         "check the user, password and project in its clouds.yaml entry") \
-            from None
-    except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout) as exc:
-        raise StepFailed(f"cloud '{cloud}' cannot be reached while trying to {what} "
-                         f"({type(exc).__name__}); check auth_url and the network path") \
-            from None
     except (ks_exc.ClientException, os_exc.SDKException,
-            openstack.config.exceptions.OpenStackConfigException) as exc:
-        detail = getattr(exc, "details", None) or str(exc).splitlines()[0]
-        raise StepFailed(f"cloud '{cloud}' failed to {what}: {detail}") from None
+            config_exc.OpenStackConfigException) as exc:
+        raise StepFailed(_sentence(exc, cloud, what)) from None
+
+
+def _sentence(exc: BaseException, cloud: str, what: str) -> str:
+    # The SDK wraps keystoneauth's errors, so look down the whole chain for the cause.
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    if any(isinstance(e, ks_exc.Unauthorized) or getattr(e, "status_code", None) == 401
+           for e in chain):
+        return (f"cloud '{cloud}' refused the credentials while trying to {what}; check the "
+                "user, password and project in its clouds.yaml entry")
+    if any(isinstance(e, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
+                          ks_exc.DiscoveryFailure)) for e in chain):
+        return (f"cloud '{cloud}' cannot be reached while trying to {what}: no identity "
+                "service answered at its auth_url; check auth_url and the network path")
+    detail = getattr(exc, "details", None) or str(exc).splitlines()[0]
+    return f"cloud '{cloud}' failed to {what}: {detail}"
 
 
 def connect(settings: dict[str, Any], label: str) -> "SdkCloud":
@@ -171,14 +182,15 @@ class SdkCloud:
 
     def add_interface(self, router_id: str, subnet_id: str) -> None:
         with guard(self.name, f"attach subnet {subnet_id} to router {router_id}"):
+            # The Router resource methods send the body as given (stable across SDK versions).
             router = self.conn.network.get_router(router_id)
-            self.conn.network.add_interface_to_router(router, subnet_id=subnet_id)
+            router.add_interface(self.conn.network, subnet_id=subnet_id)
 
     def remove_interface(self, router_id: str, subnet_id: str) -> bool:
         with guard(self.name, f"detach subnet {subnet_id} from router {router_id}"):
             try:
                 router = self.conn.network.get_router(router_id)
-                self.conn.network.remove_interface_from_router(router, subnet_id=subnet_id)
+                router.remove_interface(self.conn.network, subnet_id=subnet_id)
             except os_exc.NotFoundException:
                 return False
         return True
