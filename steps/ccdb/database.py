@@ -93,26 +93,29 @@ def stream(conn: psycopg.Connection[Any], spec: TableSpec, batch_size: int) -> I
 
 
 def sample(conn: psycopg.Connection[Any], spec: TableSpec, per_label: int = 3) -> list[Row]:
-    """A few rows per encrypted column and key label, to test the keys before writing."""
-    label = sql.Identifier("encryption_key_label")
+    """The first few rows per encrypted column and key label, to test the keys before
+    anything is written."""
+    table, label = sql.Identifier(spec.name), sql.Identifier("encryption_key_label")
     ids: set[int] = set()
     for enc in spec.encrypted:
         column = sql.Identifier(enc.column)
         if spec.has_label:
-            query = sql.SQL("SELECT DISTINCT ON ({l}) {l}, id FROM {t} WHERE {c} IS NOT NULL "
-                            "ORDER BY {l}, id").format(l=label, t=sql.Identifier(spec.name),
-                                                        c=column)
-            firsts = [r[1] for r in conn.execute(query).fetchall()]
+            labels = [r[0] for r in conn.execute(sql.SQL(
+                "SELECT DISTINCT {l} FROM {t} WHERE {c} IS NOT NULL").format(
+                l=label, t=table, c=column)).fetchall()]
+            for value in labels:
+                ids.update(r[0] for r in conn.execute(sql.SQL(
+                    "SELECT id FROM {t} WHERE {c} IS NOT NULL AND {l} IS NOT DISTINCT FROM %s "
+                    "ORDER BY id LIMIT %s").format(t=table, c=column, l=label),
+                    (value, per_label)).fetchall())
         else:
-            firsts = [0]
-        for first in firsts:
-            query = sql.SQL("SELECT id FROM {t} WHERE {c} IS NOT NULL AND id >= %s "
-                            "ORDER BY id LIMIT %s").format(t=sql.Identifier(spec.name), c=column)
-            ids.update(r[0] for r in conn.execute(query, (first, per_label)).fetchall())
+            ids.update(r[0] for r in conn.execute(sql.SQL(
+                "SELECT id FROM {t} WHERE {c} IS NOT NULL ORDER BY id LIMIT %s").format(
+                t=table, c=column), (per_label,)).fetchall())
     if not ids:
         return []
     query = sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id").format(
-        _select_list(spec), sql.Identifier(spec.name))
+        _select_list(spec), table)
     return conn.execute(query, (sorted(ids),)).fetchall()
 
 
