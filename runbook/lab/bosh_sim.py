@@ -146,20 +146,22 @@ class BoshSim:
         lines: list[str] = []
         out: dict[str, Any] = {"Tables": None, "Blocks": None, "Lines": lines}
         code = 0
-        try:
-            with self.edit() as state:
-                state["calls"].append(list(argv))
+        with self.edit() as state:
+            # A failed command keeps what it did before failing (a director does too), its
+            # task record, and the used-up injected failure.
+            state["calls"].append(list(argv))
+            try:
                 self._check_auth(state, opts, environ, lines)
                 command = args[0] if args else "help"
                 handler = getattr(self, "cmd_" + command.replace("-", "_"), None)
                 if handler is None:
                     raise SimError(f"Unknown command '{command}'")
                 handler(state, opts, args[1:], out)
-            lines.append("Succeeded")
-        except SimError as exc:
-            lines.extend(exc.lines)
-            lines.append("Exit code 1")
-            code = 1
+                lines.append("Succeeded")
+            except SimError as exc:
+                lines.extend(exc.lines)
+                lines.append("Exit code 1")
+                code = 1
         if opts.get("json"):
             return code, json.dumps(out, indent=2) + "\n"
         text = list(lines)
