@@ -58,7 +58,8 @@ def type_name(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(type_name(a) for a in get_args(tp) if a is not type(None))
     if origin is list:
-        return f"a list of {type_name(get_args(tp)[0])}"
+        plural = {str: "strings", int: "integers", float: "numbers"}.get(get_args(tp)[0])
+        return f"a list of {plural}" if plural else f"a list (each {type_name(get_args(tp)[0])})"
     if origin is dict:
         return f"a mapping of {type_name(get_args(tp)[1])}"
     names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",

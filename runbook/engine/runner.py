@@ -109,6 +109,8 @@ class Engine:
         self.run_id = ""
         self.kind = "run"
         self.targets: dict[str, Any] = {}
+        #: seconds a timed-out step gets to stop before it is abandoned
+        self.grace = GRACE
 
     # -- public entry points ------------------------------------------------------------
     def preflight(self) -> None:
@@ -492,7 +494,7 @@ class Engine:
         now = self.clock.monotonic()
         for inflight in running.values():
             if inflight.deadline is not None:
-                target = inflight.deadline + (GRACE if inflight.timed_out else 0)
+                target = inflight.deadline + (self.grace if inflight.timed_out else 0)
                 wait = min(wait, max(0.01, target - now))
         return wait
 
@@ -505,13 +507,13 @@ class Engine:
                 inflight.timed_out = True
                 inflight.cancel.set()
                 self.emit("step_timeout", key=key, timeout=inflight.spec.timeout)
-            elif now >= inflight.deadline + GRACE:
+            elif now >= inflight.deadline + self.grace:
                 # the step ignores cancellation; stop waiting for it and record why
                 inflight.abandoned = True
                 running.pop(key)
                 self._messages.put(("failed", key, (StepTimedOut(
                     f"step '{key}' ran past its timeout of {inflight.spec.timeout:.0f}s and did "
-                    f"not stop within {GRACE:.0f}s; it was abandoned: check what it was doing"),
+                    f"not stop within {self.grace:.0f}s; it was abandoned: check what it was doing"),
                     1)))
                 # re-queue under a fresh record so _drive settles it
                 running[key] = Inflight(key, inflight.spec, inflight.cancel, inflight.started,
