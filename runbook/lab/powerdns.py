@@ -221,7 +221,7 @@ class PowerDns:
             lines.update({"dnsupdate": "yes", "allow-dnsupdate-from": "127.0.0.0/8"})
         return "".join(f"{k}={v}\n" for k, v in lines.items())
 
-    def __enter__(self) -> "PowerDns":
+    def __enter__(self) -> PowerDns:
         binary = self.binary()
         (self.dir / "pdns.conf").write_text(self.config())
         log = (self.dir / "pdns.log").open("wb")
@@ -235,6 +235,7 @@ class PowerDns:
         return self
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
+        import dns.exception
         import dns.message
         import dns.query
 
@@ -246,7 +247,7 @@ class PowerDns:
                 dns.query.udp(dns.message.make_query(".", "SOA"), self.address,
                               port=self.port, timeout=0.3)
                 return
-            except Exception:  # not answering yet
+            except (dns.exception.DNSException, OSError):  # not answering yet
                 time.sleep(0.1)
         raise TimeoutError(f"pdns_server did not answer on port {self.port}: {self.log()}")
 

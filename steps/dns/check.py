@@ -6,9 +6,18 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runbook.api import Action, Duration, MissingDependency, Plan, Result, Step, StepContext
-from runbook.api import StepFailed, TargetRef, param
-
+from runbook.api import (
+    Action,
+    Duration,
+    MissingDependency,
+    Plan,
+    Result,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+)
 from steps.dns.record import canonical, human_seconds
 
 
@@ -31,6 +40,11 @@ class CheckDnsParams:
     interval: Duration = param(Duration(2), doc="pause between rounds")
     query_timeout: Duration = param(Duration(2), doc="wait for one answer")
     probe_label: str = param("runbook-probe", doc="label put in place of '*' in wildcard names")
+
+
+#: answers meaning "no such record here"; REFUSED is what an authoritative server says
+#: for a domain it does not serve (e.g. once dns.dual_domain was reverted)
+NO_RECORD = ("NOERROR", "NXDOMAIN", "REFUSED")
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -69,7 +83,8 @@ class CheckDns(Step[CheckDnsParams]):
 
     Reads (optional) target key ``dns.server``/``dns.port``. A question matches when the
     server answers NOERROR with exactly the expected set of values, or, when ``expect`` is
-    empty, answers without any value of that type. Nothing is changed anywhere.
+    empty, answers without any value of that type (NOERROR, NXDOMAIN, or REFUSED for a
+    domain the server does not serve). Nothing is changed anywhere.
 
     Outputs: ``ok``, ``attempts``, ``answers``: per server (``host:port``), per question
     (``name TYPE``), ``status`` (the DNS rcode or ``unreachable``), ``values`` and
@@ -123,7 +138,7 @@ class CheckDns(Step[CheckDnsParams]):
                     got = ask(host, port, qname, check.type, float(params.query_timeout))
                     want = expected(check)
                     match = got.values == want and got.status in (
-                        ("NOERROR",) if want else ("NOERROR", "NXDOMAIN"))
+                        ("NOERROR",) if want else NO_RECORD)
                     per[f"{qname} {check.type}"] = {**got.to_dict(), "match": match}
                     if not match:
                         shown = ", ".join(got.values) or got.status

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook.api import Duration, Secret, StepContext, StepFailed, TargetRef, param
-
 from steps.dns.record import Rec
 from steps.dns.zone import Provider, ZoneClient, ZoneState, open_client
 

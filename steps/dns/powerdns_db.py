@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import psycopg
 
 from runbook.api import StepFailed
-
 from steps.dns.record import Rec
 from steps.dns.zone import Added, ZoneState
 

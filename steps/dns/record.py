@@ -47,7 +47,7 @@ class Rec:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Rec":
+    def from_dict(cls, data: dict[str, Any]) -> Rec:
         return cls(name=str(data["name"]), type=str(data["type"]), content=str(data["content"]),
                    ttl=int(data["ttl"]), prio=data.get("prio"), id=data.get("id"))
 
@@ -75,15 +75,16 @@ def kind(rec: Rec) -> str:
 
 
 def select(records: list[Rec], zone: str, kinds: list[str],
-           names: list[str] | None) -> list[Rec]:
+           names: list[str] | None, *, by_type: bool = False) -> list[Rec]:
     """Records of the chosen kinds whose name relative to ``zone`` matches a pattern.
 
     Patterns are shell globs on the relative name (``@`` is the apex); a literal ``*``
-    label is matched by the pattern ``[*]`` or by the ``wildcard`` kind.
+    label is matched by the pattern ``[*]`` or by the ``wildcard`` kind. ``by_type``
+    compares the record type only, so wildcard records count as their type.
     """
     chosen = []
     for rec in records:
-        if kind(rec) not in kinds:
+        if (rec.type if by_type else kind(rec)) not in kinds:
             continue
         if names is not None and not any(fnmatch.fnmatchcase(relative(rec.name, zone), p)
                                          for p in names):
@@ -133,7 +134,7 @@ def max_ttl(records: list[Rec]) -> int:
 
 def human_seconds(seconds: float) -> str:
     """``3600`` → ``1h``, ``90`` → ``1m30s``: the unit an operator thinks in."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     parts = []

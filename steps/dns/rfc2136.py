@@ -32,7 +32,6 @@ import dns.xfr
 import dns.zone
 
 from runbook.api import Secret, StepFailed
-
 from steps.dns.record import Rec, canonical, normal_content
 from steps.dns.zone import Added, ZoneState
 

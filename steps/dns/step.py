@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runbook.api import Action, Plan, Result, Step, StepContext, StepFailed, param
-
 from steps.dns.check import CheckDns
 from steps.dns.common import ZoneParams, client_for, flush, flush_line, state_facts, state_from
 from steps.dns.record import Rec, canonical, mirror, missing, select
@@ -149,10 +148,10 @@ class DualDomain(Step[DualDomainParams]):
                 domain_id = record.get("domain_id") if record.get("created_zone") else None
             ctx.log.info("removed %d of the %d records added to zone %s", removed, len(recs),
                          zone)
-            if domain_id is not None and not client.drop_zone_if_empty(zone, int(domain_id)):
-                if client.read(zone).exists:
-                    ctx.log.warning("zone %s was created by this run but now holds records "
-                                    "this run did not add; it is kept", zone)
+            if domain_id is not None and not client.drop_zone_if_empty(zone, int(domain_id)) \
+                    and client.read(zone).exists:
+                ctx.log.warning("zone %s was created by this run but now holds records "
+                                "this run did not add; it is kept", zone)
         if removed or domain_id is not None:
             flush(ctx, params)
 

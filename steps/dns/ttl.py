@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runbook.api import Action, Duration, Plan, Result, Step, StepContext, StepFailed, param
-
 from steps.dns.common import ZoneParams, client_for, flush, flush_line, state_facts
 from steps.dns.record import Rec, canonical, human_seconds, select
 
@@ -58,7 +57,8 @@ class SetTtl(Step[SetTtlParams]):
             if not state.exists:
                 raise StepFailed(f"zone {zone} is not found at the {client.where}; check zone "
                                  "and the target")
-            chosen = select(state.records, zone, list(params.types), params.names)
+            chosen = select(state.records, zone, list(params.types), params.names,
+                            by_type=True)
             if not chosen:
                 raise StepFailed(f"no {'/'.join(params.types)} record in zone {zone} matches "
                                  f"names={params.names}; nothing to change")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from runbook.api import MissingDependency, Secret, StepFailed
-
 from steps.dns.record import Rec
 
 Provider = Literal["powerdns-db", "rfc2136"]

@@ -81,7 +81,7 @@ class Bind:
                 f'  session-keyfile "{self.dir}/session.key";\n'
                 "  notify no;\n};\ncontrols { };\n" + zones)
 
-    def __enter__(self) -> "Bind":
+    def __enter__(self) -> Bind:
         binary = require_binary("named", "/usr/sbin")
         (self.dir / "old.example.zone").write_text(OLD_ZONE)
         (self.dir / "new.example.zone").write_text(NEW_ZONE)
