@@ -46,7 +46,7 @@ class StandInRouter:
         self.hits = 0
         self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> "StandInRouter":
+    def start(self) -> StandInRouter:
         router = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,7 +62,7 @@ class StandInRouter:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
@@ -81,7 +81,7 @@ class StandInRouter:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "StandInRouter":
+    def __enter__(self) -> StandInRouter:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -190,7 +190,7 @@ class NginxGateway(_Gateway):
     def upstream_file(self) -> Path:
         return self.dir / "upstream.conf"
 
-    def start(self) -> "NginxGateway":
+    def start(self) -> NginxGateway:
         (self.dir / "tmp").mkdir()
         servers = "".join(f"    server {r};\n" for r in self.routers)
         self.upstream_file.write_text(NGINX_UPSTREAM.format(name=self.upstream,
@@ -210,7 +210,7 @@ class NginxGateway(_Gateway):
                 "upstream_file": str(self.upstream_file), "binary": self.binary,
                 "upstream_name": self.upstream, "url": self.url}
 
-    def __enter__(self) -> "NginxGateway":
+    def __enter__(self) -> NginxGateway:
         return self.start()
 
 
@@ -236,7 +236,7 @@ class HAProxyGateway(_Gateway):
     def master_socket(self) -> Path:
         return self.dir / "master.sock"
 
-    def start(self) -> "HAProxyGateway":
+    def start(self) -> HAProxyGateway:
         servers = "".join(f"    server router{i} {r}\n" for i, r in enumerate(self.routers, 1))
         self.upstream_file.write_text(HAPROXY_BACKEND.format(name=self.upstream,
                                                              servers=servers))
@@ -283,5 +283,5 @@ class HAProxyGateway(_Gateway):
                 time.sleep(0.05)
         super().stop()
 
-    def __enter__(self) -> "HAProxyGateway":
+    def __enter__(self) -> HAProxyGateway:
         return self.start()

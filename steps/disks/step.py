@@ -13,8 +13,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from runbook.api import Action, Duration, Plan, Result, Secret, Step, StepContext, StepFailed
-from runbook.api import TargetRef, param
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Secret,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+)
 
 if TYPE_CHECKING:
     from steps.disks.rsync import Endpoint, SshSettings, SyncStats

@@ -36,7 +36,7 @@ class Pool(Protocol):
 class OctaviaPool:
     """A pool, found by name or id, in the cloud named in clouds.yaml."""
 
-    def __init__(self, cloud: str, pool: str, *, wait: int = 300, interval: float = 2) -> None:
+    def __init__(self, cloud: str, pool: str, *, wait: int = 300, interval: int = 2) -> None:
         try:
             import openstack
             import openstack.exceptions

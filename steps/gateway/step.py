@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from runbook.api import Action, Duration, Plan, Result, Step, StepContext, StepFailed
-from runbook.api import TargetRef, param
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+)
 
 Backend = Literal["nginx", "haproxy", "openstack"]
 _SETTINGS = ("config", "upstream_file", "upstream_name", "prefix", "binary", "master_socket",
@@ -87,7 +97,7 @@ class SwitchGateway(Step[SwitchGatewayParams]):
         settings = facts["settings"]
         probe = self._probe_line(params, settings)
         if settings["kind"] == "openstack":
-            keep, add, remove = _member_changes(facts["members"], self._wanted(params))
+            add, remove = _member_changes(facts["members"], self._wanted(params))
             if not add and not remove:
                 return Plan.unchanged(f"pool {settings['pool']} already holds exactly "
                                       f"{', '.join(params.routers)}")
@@ -134,7 +144,7 @@ class SwitchGateway(Step[SwitchGatewayParams]):
         settings = self._settings(ctx, params)
         if settings["kind"] == "openstack":
             members = [m.to_dict() for m in self._pool(settings).members()]
-            _, add, remove = _member_changes(members, self._wanted(params))
+            add, remove = _member_changes(members, self._wanted(params))
             in_place = not add and not remove
         else:
             from steps.gateway import config
@@ -294,7 +304,7 @@ class SwitchGateway(Step[SwitchGatewayParams]):
 
         if params.template is not None:
             try:
-                template = open(params.template).read()
+                template = Path(params.template).read_text()
             except OSError as exc:
                 raise StepFailed(f"template {params.template} cannot be read "
                                  f"({exc.strerror})") from None
@@ -341,12 +351,12 @@ class SwitchGateway(Step[SwitchGatewayParams]):
 
 
 def _member_changes(members: list[dict[str, Any]], wanted: list[tuple[str, int]]) -> tuple[
-        list[dict[str, Any]], list[tuple[str, int]], list[dict[str, Any]]]:
+        list[tuple[str, int]], list[dict[str, Any]]]:
+    """(address, port) pairs to add, and members to remove, to get exactly ``wanted``."""
     have = {(m["address"], int(m["protocol_port"])) for m in members}
-    keep = [m for m in members if (m["address"], int(m["protocol_port"])) in set(wanted)]
     add = [w for w in dict.fromkeys(wanted) if w not in have]
     remove = [m for m in members if (m["address"], int(m["protocol_port"])) not in set(wanted)]
-    return keep, add, remove
+    return add, remove
 
 
 def _routers_in(kind: str, text: str | None) -> list[str]:

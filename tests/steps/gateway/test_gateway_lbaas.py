@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+
 import pytest
 
 from runbook.api import StepFailed
@@ -14,7 +15,7 @@ from steps.gateway.step import SwitchGateway
 
 openstack = pytest.importorskip("openstack", reason="needs paas-runbook[openstack]")
 
-from runbook.lab.openstack_fake import OpenStackFake  # noqa: E402
+from runbook.lab.openstack_fake import OpenStackFake
 
 
 @pytest.fixture

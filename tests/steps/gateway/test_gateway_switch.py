@@ -69,7 +69,7 @@ class ProbeLoop:
             except Exception as exc:  # every kind of failure counts
                 self.failures.append(repr(exc))
 
-    def __enter__(self) -> "ProbeLoop":
+    def __enter__(self) -> ProbeLoop:
         self._thread.start()
         return self
 
