@@ -17,7 +17,6 @@ before 2014-03-25 with ``mime=True``), JSON as Oj's rails mode prints it.
 
 from __future__ import annotations
 
-import base64
 import json
 import multiprocessing
 import random
@@ -416,7 +415,7 @@ def seed(dsn: str, *, era: Era = "current", apps: int = 10,
                    "syslog_drain_url": f"syslog://{host}:514" if i % 3 == 0 else None},
                   {"credentials": ("salt", oj_dump(creds))}, mime)
         if want("service_bindings"):
-            binding = {"guid": f"sb-{guid}"}
+            binding: dict[str, Any] = {"guid": f"sb-{guid}"}
             binding.update({"app_guid": guid, "service_instance_guid": f"si-{guid}"} if current
                            else {"app_id": i + 1, "service_instance_id": i + 1})
             enc: dict[str, tuple[str, str | None]] = {"credentials": ("salt", oj_dump(creds))}

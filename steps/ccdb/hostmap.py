@@ -22,10 +22,10 @@ from dataclasses import dataclass
 _TOKEN = "A-Za-z0-9_\\-"
 # A JSON string literal; in valid JSON text no quote occurs outside literals, so scanning
 # from the start tokenises correctly.
-_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|private|cert", re.I)
+_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|private|cert", re.IGNORECASE)
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*:(?:\\?/){2}[^:/@\s\"]*):([^@/\s\"]*)@")
-_SECRET_QUERY = re.compile(r"((?:pass\w*|pwd|secret\w*|token|\w*key)=)([^&\s\"]*)", re.I)
+_SECRET_QUERY = re.compile(r"((?:pass\w*|pwd|secret\w*|token|\w*key)=)([^&\s\"]*)", re.IGNORECASE)
 _OJ_ESCAPES = {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e"}
 
 
@@ -53,7 +53,7 @@ class HostMap:
                 variants[old.replace("/", "\\/").lower()] = new.replace("/", "\\/")
         self._variants = variants
         alternatives = [self._pattern(v) for v in sorted(variants, key=len, reverse=True)]
-        self._regex = re.compile("|".join(alternatives), re.I)
+        self._regex = re.compile("|".join(alternatives), re.IGNORECASE)
 
     def _check(self) -> None:
         if not self.mapping:
@@ -71,7 +71,7 @@ class HostMap:
         probe = HostMap.__new__(HostMap)
         probe._variants = {o: o for o in olds}
         probe._regex = re.compile("|".join(self._pattern(o) for o in sorted(olds, key=len,
-                                                                           reverse=True)), re.I)
+                                                                           reverse=True)), re.IGNORECASE)
         for new in self.mapping.values():
             hit = probe._regex.search(new)
             if hit:

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from steps.ccdb import crypto
 from steps.ccdb.hostmap import HostMap, describe
@@ -188,7 +188,7 @@ class Processor:
         self._pool: Any = None
         self._local = Worker(work) if workers <= 1 else None
 
-    def __enter__(self) -> "Processor":
+    def __enter__(self) -> Self:
         if self._local is None:
             # spawn, not fork: the engine may hold threads and open connections.
             context = multiprocessing.get_context("spawn")

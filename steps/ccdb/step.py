@@ -10,8 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runbook.api import (Action, MissingDependency, Plan, Result, Secret, Step, StepContext,
-                         StepFailed, TargetRef, param)
+from runbook.api import (
+    Action,
+    MissingDependency,
+    Plan,
+    Result,
+    Secret,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+)
 
 if TYPE_CHECKING:
     from steps.ccdb import rewrite as rewrite_module
@@ -65,7 +75,8 @@ class RewriteHosts(Step[RewriteHostsParams]):
             found, discovered, where = rw.scan(config, ctx.check_cancelled)
         except _errors() as exc:
             raise StepFailed(str(exc)) from None
-        return found.to_facts(discovered, where)
+        facts: dict[str, Any] = found.to_facts(discovered, where)
+        return facts
 
     def plan(self, params: RewriteHostsParams, facts: dict[str, Any] | None) -> Plan:
         hosts = ", ".join(f"{old} -> {new}" for old, new in params.hosts.items())
@@ -118,7 +129,8 @@ class RewriteHosts(Step[RewriteHostsParams]):
                result: Result | None) -> bool | None:
         rw = _rewrite()
         try:
-            return rw.verify(self._config(ctx, params), ctx.log)
+            ok: bool = rw.verify(self._config(ctx, params), ctx.log)
+            return ok
         except _errors() as exc:
             ctx.log.warning("ccdb.rewrite_hosts verify failed: %s", exc)
             return False
@@ -139,7 +151,7 @@ class RewriteHosts(Step[RewriteHostsParams]):
 
     # -- configuration ----------------------------------------------------------------------
 
-    def _config(self, ctx: StepContext, params: RewriteHostsParams) -> "rewrite_module.Config":
+    def _config(self, ctx: StepContext, params: RewriteHostsParams) -> rewrite_module.Config:
         rw = _rewrite()
         from steps.ccdb.crypto import KeyRing
         from steps.ccdb.rowwork import Work
@@ -165,10 +177,11 @@ class RewriteHosts(Step[RewriteHostsParams]):
                           None if current is None else str(current))
         if params.batch_size < 1:
             raise StepFailed("batch_size must be at least 1")
-        return rw.Config(dsn=_plain(dsn), work=Work(keyring, dict(params.hosts),
-                                                    params.rekey_to_label),
-                         batch_size=params.batch_size, tables=list(params.tables),
-                         workers=params.workers, run_key=_run_key(ctx))
+        config: rewrite_module.Config = rw.Config(
+            dsn=_plain(dsn), work=Work(keyring, dict(params.hosts), params.rekey_to_label),
+            batch_size=params.batch_size, tables=list(params.tables), workers=params.workers,
+            run_key=_run_key(ctx))
+        return config
 
 
 def _run_key(ctx: StepContext) -> str:

@@ -8,7 +8,6 @@ import random
 import pytest
 
 from steps.ccdb import crypto
-
 from tests.steps.ccdb.conftest import RubyCall
 
 # (op, plaintext, key, salt, iterations, ciphertext) from tests/steps/ccdb/encryptor.rb
@@ -18,20 +17,20 @@ VECTORS = [
     ("encrypt", '{"uri":"postgres://u:p@10.0.0.5:5432/db"}', "cc-db-key", "3f2a9c1e", 2048,
      "oGBQqN7YHhLGBjESI2f5nhb7rcqzCSgb1Ap2WDbKF8FMXRllRV8i+iu68H5JFNtB"),
     ("encrypt", '{"host":"10.0.0.5","name":"ünïcødé ✓ データ"}', "cc-db-key", "3f2a9c1e0b7d4a61",
-     2048, "KAmsutdJdNQHtN0hPWqhkbaRnwzFlTCiCtXqutdFQVDqu56gQKpsn++TKwktVQhff0ZG96YNdBnqua951W"
-           "X6+g=="),
+     2048, ("KAmsutdJdNQHtN0hPWqhkbaRnwzFlTCiCtXqutdFQVDqu56gQKpsn++TKwktVQhff0ZG96YNdBnqua951W"
+           "X6+g==")),
     ("encrypt", "x" * 70, "", "a1b2c3d4", 2048,
-     "NUfXooqNti0EXVuFFganZNhngQo7ZyEyiHiwBjTY1C88R2/RR2WkKFtPApzlLgzA3NBO3BdprMVbQdmY4HK3zNDj"
-     "Vng03lw1f6n3MM+HnCQ="),
+     ("NUfXooqNti0EXVuFFganZNhngQo7ZyEyiHiwBjTY1C88R2/RR2WkKFtPApzlLgzA3NBO3BdprMVbQdmY4HK3zNDj"
+     "Vng03lw1f6n3MM+HnCQ=")),
     ("encrypt", '{"API_URL":"http://db.old.example:8080/api?x=1\\u0026y=2"}', "key-one",
      "0011223344556677", 100000,
      "X7D3iXADEn06ql66U+eW9Tdmi/+NQn+zNwK945wlODcdvWx171N8cHSA96+tMuNmxzf/1Eiw2Fp1IwGiiRA4Zw=="),
     ("encrypt", "broker-secret-1", "encryption_key_0 secret", "deadbeefcafef00d", 4096,
      "i567z3E0j3apgtidqfxdSw=="),
-    ("encrypt_mime", '{"credentials":{"hostname":"10.0.0.5","port":5432,"password":"s3cr3t-with-a-'
-     'long-tail-to-span-blocks"}}', "old-2013-key", "9a8b7c6d", 2048,
-     "K5sjJDzxlOvxG994I1+jlj/CiSI06uuZe2DHGrrP9SaRUTjJ/zHqPjXWjbty\nQri5ZV1MqzF6pIfKy5BhAJSbLNhj"
-     "Rg7tjq0Y9wa3EdRG3Rhemaaus9lf8BA0\nAnkgirYZJhlWyh/ccBlQLRCBuv2xQg==\n"),
+    ("encrypt_mime", ('{"credentials":{"hostname":"10.0.0.5","port":5432,"password":"s3cr3t-with-a-'
+     'long-tail-to-span-blocks"}}'), "old-2013-key", "9a8b7c6d", 2048,
+     ("K5sjJDzxlOvxG994I1+jlj/CiSI06uuZe2DHGrrP9SaRUTjJ/zHqPjXWjbty\nQri5ZV1MqzF6pIfKy5BhAJSbLNhj"
+     "Rg7tjq0Y9wa3EdRG3Rhemaaus9lf8BA0\nAnkgirYZJhlWyh/ccBlQLRCBuv2xQg==\n")),
 ]
 
 
@@ -63,7 +62,7 @@ def test_salt_is_used_as_ascii_not_hex() -> None:
 
 
 def test_wrong_key_is_refused() -> None:
-    _op, plain, _key, salt, iterations, expected = VECTORS[1]
+    _op, _plain, _key, salt, iterations, expected = VECTORS[1]
     with pytest.raises(crypto.DecryptionFailed):
         crypto.decrypt(expected, "not-the-key", salt, iterations)
 
