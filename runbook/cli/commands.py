@@ -89,11 +89,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _engine(args: argparse.Namespace, runbook: Any, store: Any) -> Any:
     from runbook.cli.main import install_interrupt
-    from runbook.cli.output import Printer
+    from runbook.cli.output import LiveView, printer_for
+    from runbook.engine.gate import Gate, check_deadlines
     from runbook.engine.runner import Engine
 
+    problems = check_deadlines(runbook)
+    if problems:  # before anything runs, like every other input problem
+        raise ValidationFailed(problems)
     ask = _ask if sys.stdin.isatty() and sys.stdout.isatty() else None
-    engine = Engine(store, runbook, run_root=_run_root(args), emit=Printer(), ask=ask)
+    # rollback and approve share this helper but have no --force/--wait
+    gate = Gate(force=getattr(args, "force", None), wait=bool(getattr(args, "wait", False)))
+    printer = printer_for(runbook)
+    if ask is not None and isinstance(printer, LiveView):
+        ask = printer.wrap_ask(ask)
+    engine = Engine(store, runbook, run_root=_run_root(args), emit=printer, ask=ask,
+                    gate=gate)
     install_interrupt(engine)
     return engine
 
