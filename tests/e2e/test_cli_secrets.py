@@ -1,0 +1,87 @@
+"""No secret in the state database, logs or reports; plan has no side effects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SECRET = "s3cr3t-Pa55w0rd-value"
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k != "RUNBOOK_KILL_AT"}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "runbook.cli.main", *args], cwd=cwd,
+                          env=full, capture_output=True, text=True, timeout=120)
+
+
+def test_secret_by_reference_never_lands_in_state_logs_or_reports(tmp_path: Path) -> None:
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(SECRET + "-file\n")
+    (tmp_path / "rb.yml").write_text(f"""
+runbook: leak
+targets:
+  db: {{password: "${{env:DB_PW}}", other: "${{file:{secret_file}}}"}}
+steps:
+  - id: echo
+    uses: shell
+    with:
+      command: [sh, -c, "echo pw=$PW; echo other=$OTHER >&2; echo $PW > {tmp_path}/copy"]
+      env: {{PW: "${{env:DB_PW}}", OTHER: "${{file:{secret_file}}}"}}
+  - id: fail
+    uses: shell
+    needs: [echo]
+    with: {{command: [sh, -c, "echo failing with $PW >&2; exit 3"], env: {{PW: "${{env:DB_PW}}"}}}}
+""")
+    result = cli(tmp_path, "run", "rb.yml", "--run-id", "r1", env={"DB_PW": SECRET})
+    assert result.returncode == 1
+    assert (tmp_path / "copy").read_text().strip() == SECRET  # the step did get the value
+    reports = [cli(tmp_path, "report", "r1", "--format", f).stdout
+               for f in ("text", "json", "markdown")]
+    status = cli(tmp_path, "status", "r1", "--json").stdout
+    texts = [result.stdout, result.stderr, status, *reports]
+    files = [p for p in (tmp_path / ".runbook").rglob("*") if p.is_file()]
+    assert any(p.name.startswith("state.db") for p in files)
+    assert any(p.suffix == ".log" for p in files)
+    for blob in [p.read_bytes() for p in files] + [t.encode() for t in texts]:
+        assert SECRET.encode() not in blob
+    assert "failing with ***" in result.stderr  # the error was masked, not dropped
+    assert any("pw=***" in p.read_text() for p in files if p.suffix == ".log")
+
+
+def test_plan_of_a_runbook_that_creates_files_creates_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "made"
+    (tmp_path / "rb.yml").write_text(f"""
+runbook: makes-files
+targets: {{x: {{token: "${{env:NOT_SET_ANYWHERE}}"}}}}
+steps:
+  - id: mk
+    uses: shell
+    with: {{command: [mkdir, -p, "{target}/dir"], creates: "{target}/dir"}}
+  - id: touch
+    uses: shell
+    needs: [mk]
+    with: {{command: [touch, "{target}/dir/file"]}}
+""")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = cli(tmp_path, "plan", "rb.yml")
+    assert result.returncode == 0, result.stderr
+    assert f"~ run mkdir -p {target}/dir" in result.stdout
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no file, no .runbook/
+
+
+def test_validate_reports_and_exit_codes(tmp_path: Path) -> None:
+    (tmp_path / "ok.yml").write_text("runbook: ok\nsteps:\n  - id: a\n    uses: wait\n"
+                                     "    with: {duration: 0s}\n")
+    ok = cli(tmp_path, "validate", "ok.yml")
+    assert ok.returncode == 0 and "ok.yml: ok (1 steps)" in ok.stdout
+    missing = cli(tmp_path, "validate", "nope.yml")
+    assert missing.returncode == 2
+    assert "nope.yml:1:1: cannot read the file: No such file or directory" in missing.stderr
+    unknown = cli(tmp_path, "resume", "no-such-run")
+    assert unknown.returncode == 2
+    assert "no run 'no-such-run'" in unknown.stderr
