@@ -200,7 +200,7 @@ class BoshCli:
         if deployment:
             argv += ["-d", s.deployment]
         argv += args
-        shown = " ".join(["bosh"] + argv[1:])
+        shown = " ".join(["bosh"] + argv[3:])  # what an operator would type
         try:
             done = self.runner(argv, env=self.env(deployment), timeout=s.timeout)
         except FileNotFoundError:

@@ -37,7 +37,7 @@ def health_manager_groups(era: str, explicit: list[str] | None,
             return list(DIEGO_GROUPS)
         return [g for g in DIEGO_GROUPS if g in groups]
     if groups is None:
-        return ["hm9000*"]
+        return ["<hm9000 groups>"]  # found when the deployment is observed
     found = []
     for name, instances in groups.items():
         procs = {p for i in instances for p in i.get("processes", [])}

@@ -66,7 +66,7 @@ def test_failed_task_error_keeps_task_id_and_lines_verbatim() -> None:
         cli.stop("cc_db")
     assert err.value.task_id == 4711 and err.value.lines == lines
     assert str(err.value) == (
-        "bosh --json --non-interactive -d cf stop cc_db --soft failed (director task 4711): "
+        "bosh -d cf stop cc_db --soft failed (director task 4711): "
         "Task 4711 | 22:01:02 | Error: Timed out sending 'stop' to instance 'cc_db/77aa' after "
         "45 seconds / Expected task '4711' to succeed but state is 'error'")
 

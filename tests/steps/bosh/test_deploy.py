@@ -118,8 +118,7 @@ def test_dry_run_failure_is_shown_in_the_plan(director, make_ctx) -> None:
     step = DeployManifest()
     plan = step.plan(p, step.observe(ctx, p))
     dry = plan.actions[1].description
-    assert dry.startswith("bosh -d cf deploy --dry-run FAILED: bosh --json --non-interactive "
-                          "-d cf deploy ")
+    assert dry.startswith("bosh -d cf deploy --dry-run FAILED: bosh -d cf deploy ")
     assert "Instance group 'api' references an unknown vm type 'huge'" in dry
     assert "cf" in director.sim.state()["deployments"]
     assert len(director.sim.instances("cf")) == 14  # the dry run changed nothing
