@@ -273,20 +273,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = _store(args)
     report = run_report(store, args.run_id)
+    others = [run_report(store, r) for r in args.compare]
     if args.format == "json":
+        if others:
+            from runbook.report.compare import compare
+
+            report = dict(report, compare=compare(report, others))
         text = render.as_json(report)
     elif args.format == "markdown":
         text = render.markdown(report)
     elif args.format == "html":
         from runbook.report.html import html
 
-        text = html(report, [run_report(store, r) for r in args.compare])
+        text = html(report, others)
     else:
         text = render.text(report)
-    if args.compare and args.format in ("text", "markdown"):
+    if others and args.format in ("text", "markdown"):
         from runbook.report.compare import compare_text
 
-        text += "\n" + compare_text(report, [run_report(store, r) for r in args.compare])
+        body = compare_text(report, others)
+        text += "\n" + (f"## Compared runs\n\n```\n{body}```\n" if args.format == "markdown"
+                        else body)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}")
@@ -303,12 +310,17 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs yet")
         return EXIT_OK
-    print(f"{'run id':<44} {'kind':<10} {'outcome':<16} {'duration':>9} {'downtime':>9}")
+    print(f"{'run id':<44} {'kind':<10} {'started':<20} {'outcome':<16} {'duration':>9} "
+          f"{'downtime':>9}")
     for run in runs:
         r = run_report(store, run.run_id)
         dur = format_duration(r["seconds"]) if r["seconds"] is not None else "-"
-        print(f"{run.run_id:<44} {run.kind:<10} {run.state:<16} {dur:>9} "
-              f"{format_duration(r['downtime_seconds']):>9}")
+        down = r["downtime"]["seconds"]
+        started = (r["started_at"] or r["created_at"])[:19].replace("T", " ")
+        # rehearsals in capitals: the one table where mistaking one for a real run hurts
+        kind = "REHEARSAL" if run.kind == "rehearsal" else "run"
+        print(f"{run.run_id:<44} {kind:<10} {started:<20} {run.state:<16} {dur:>9} "
+              f"{format_duration(down) if down is not None else '-':>9}")
     return EXIT_OK
 
 
