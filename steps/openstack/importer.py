@@ -87,7 +87,7 @@ def run_import(ctx: StepContext, cloud: "Cloud", ops: list[Op], same: list[Op],
                 done.append({"do": "add_interface", "name": op["name"],
                              "subnet": op["subnet"], "router_id": router,
                              "subnet_id": subnet})
-            ctx.checkpoint(record)
+            ctx.checkpoint({**record, "done": list(done)})  # a snapshot, not a live view
     except StepFailed as exc:
         raise StepFailed(f"{exc} ({len(done)} change(s) made before this; revert undoes "
                          "them)", record=record) from None

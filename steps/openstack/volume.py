@@ -124,7 +124,7 @@ def import_volume(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParams"
             image = cloud.create_image(_image_name(params), fmt, params.container_format,
                                        dict(params.properties))
             record.update(image_id=image["id"], image_created=True)
-            ctx.checkpoint(record)
+            ctx.checkpoint(dict(record))
             cloud.upload_image(image["id"], params.file)
             uploaded = facts["file"]["size"]
             _check_upload(cloud, image["id"], facts["file"])
@@ -135,12 +135,12 @@ def import_volume(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParams"
                                         ("availability_zone", params.availability_zone)) if v})
         volume = cloud.create_volume(attrs)
         record["volume_id"] = volume["id"]
-        ctx.checkpoint(record)
+        ctx.checkpoint(dict(record))
         _wait_available(ctx, cloud, params, volume["id"])
         if not params.keep_image and record["image_created"]:
             cloud.delete_image(image["id"])
             record["image_created"] = False  # gone already; revert must not look for it
-            ctx.checkpoint(record)
+            ctx.checkpoint(dict(record))
     except StepFailed as exc:
         raise StepFailed(str(exc), record=record) from None
     return Result(outputs={"volume_id": record["volume_id"], "image_id": image["id"],
