@@ -23,7 +23,7 @@ from runbook.api import Completed, Secret
 
 #: exit codes rsync(1) documents as "partial transfer due to vanished source files"
 VANISHED = 24
-BASE_FLAGS = ["-aHAX", "--delete", "--numeric-ids", "--stats", "--no-human-readable", "-i"]
+BASE_FLAGS = ["-aH", "--delete", "--numeric-ids", "--stats", "--no-human-readable", "-i"]
 
 Runner = Callable[[list[str]], Completed]
 
@@ -137,11 +137,14 @@ def identity_file(settings: SshSettings) -> Iterator[str | None]:
 
 
 def rsync_argv(source: Endpoint, destination: Endpoint, ssh: SshSettings,
-               identity: str | None, *, dry_run: bool, excludes: list[str]) -> list[str]:
+               identity: str | None, *, dry_run: bool, excludes: list[str],
+               acls: bool = True, xattrs: bool = True) -> list[str]:
     if source.host is not None and destination.host is not None:
         raise ValueError("rsync cannot copy between two remote hosts; "
                          "run the step on one of them or give one side as a local path")
     argv = ["rsync", *BASE_FLAGS]
+    # -A and -X need support on both sides; an old stemcell's rsync may lack it.
+    argv[1] += ("A" if acls else "") + ("X" if xattrs else "")
     if dry_run:
         argv.append("--dry-run")
     for pattern in excludes:
@@ -155,11 +158,12 @@ def rsync_argv(source: Endpoint, destination: Endpoint, ssh: SshSettings,
 
 
 def run_sync(run: Runner, source: Endpoint, destination: Endpoint, ssh: SshSettings, *,
-             dry_run: bool, excludes: list[str], tolerate_vanished: bool) -> SyncStats:
+             dry_run: bool, excludes: list[str], tolerate_vanished: bool,
+             acls: bool = True, xattrs: bool = True) -> SyncStats:
     """Run rsync once and return its numbers; raise RsyncError with its last message."""
     with identity_file(ssh) as identity:
         argv = rsync_argv(source, destination, ssh, identity, dry_run=dry_run,
-                          excludes=excludes)
+                          excludes=excludes, acls=acls, xattrs=xattrs)
         done = run(argv)
     ok = {0, VANISHED} if tolerate_vanished else {0}
     if done.returncode not in ok:

@@ -21,6 +21,7 @@ from runbook.api import (
     Secret,
     Step,
     StepContext,
+    StepError,
     StepFailed,
     TargetRef,
     param,
@@ -68,6 +69,8 @@ class SyncDisksParams:
                                               "source jobs are stopped")
     allow_running: bool = param(False, doc="let 'final' run while the source still runs")
     timeout: Duration | None = param(None, doc="stop one disk's rsync after this long")
+    acls: bool = param(True, doc="copy ACLs (-A); both sides' rsync must support them")
+    xattrs: bool = param(True, doc="copy extended attributes (-X)")
 
 
 class SyncDisks(Step[SyncDisksParams]):
@@ -84,17 +87,16 @@ class SyncDisks(Step[SyncDisksParams]):
 
     Params = SyncDisksParams
     idempotent = True
-    outputs = ("disks", "bytes_sent", "files_transferred", "seconds")
+    outputs = ("disks", "bytes_sent", "files_transferred", "files_changed", "seconds")
 
     def observe(self, ctx: StepContext, params: SyncDisksParams) -> dict[str, Any]:
-        from steps.disks.rsync import RsyncError, run_sync
+        from steps.disks.rsync import RsyncError
 
         disks: dict[str, Any] = {}
         for disk in params.disks:
-            src, dst, ssh = self._endpoints(ctx, params, disk)
+            src, dst, _ = self._endpoints(ctx, params, disk)
             try:
-                stats = run_sync(self._runner(ctx, params), src, dst, ssh, dry_run=True,
-                                 excludes=disk.exclude, tolerate_vanished=True)
+                stats = self._rsync(ctx, params, disk, dry_run=True)
             except (RsyncError, ValueError) as exc:
                 disks[disk.name] = {"error": ctx.redact(str(exc))}
                 continue
@@ -134,16 +136,17 @@ class SyncDisks(Step[SyncDisksParams]):
 
     def apply(self, ctx: StepContext, params: SyncDisksParams, plan: Plan) -> Result:
         if plan.empty:
-            zero = {d.name: {"bytes_sent": 0, "files_transferred": 0, "seconds": 0.0}
-                    for d in params.disks}
+            zero = {d.name: {"bytes_sent": 0, "files_transferred": 0, "files_changed": 0,
+                             "seconds": 0.0} for d in params.disks}
             return Result(outputs={"disks": zero, "bytes_sent": 0, "files_transferred": 0,
-                                   "seconds": 0.0},
+                                   "files_changed": 0, "seconds": 0.0},
                           record={"mode": params.mode, "disks": {}}, changed=False)
         if params.mode == "final" and not params.allow_running:
             self._require_stopped(ctx, params)
         started = time.monotonic()
         done: dict[str, dict[str, Any]] = {}
         failures: list[str] = []
+        stopped: StepError | None = None
         workers = max(1, min(params.max_parallel, len(params.disks)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="disks-sync") as pool:
             futures = {d.name: pool.submit(self._sync_one, ctx, params, d)
@@ -154,30 +157,34 @@ class SyncDisks(Step[SyncDisksParams]):
                 except StepFailed as exc:
                     failures.append(str(exc))
                     continue
+                except StepError as exc:  # timed out or cancelled: the others stop too
+                    stopped = stopped or exc
+                    continue
                 # Durable progress: a crash after this point still shows which disks moved.
                 ctx.checkpoint({"mode": params.mode, "disks": dict(done)})
         record = {"mode": params.mode, "disks": done}
+        if stopped is not None:
+            raise type(stopped)(str(stopped), record=record)
         if failures:
             raise StepFailed("; ".join(failures), record=record)
         outputs = {"disks": done,
                    "bytes_sent": sum(d["bytes_sent"] for d in done.values()),
                    "files_transferred": sum(d["files_transferred"] for d in done.values()),
+                   "files_changed": sum(d["files_changed"] for d in done.values()),
                    "seconds": round(time.monotonic() - started, 3)}
-        changed = any(d["changes"] for d in done.values())
+        changed = any(d["files_changed"] for d in done.values())
         return Result(outputs=outputs, record=record, changed=changed)
 
     def verify(self, ctx: StepContext, params: SyncDisksParams,
                result: Result | None) -> bool | None:
         """A second pass in dry-run must find nothing to do; with a live source in
         ``initial`` mode differences are expected, so the answer is "cannot tell"."""
-        from steps.disks.rsync import RsyncError, run_sync
+        from steps.disks.rsync import RsyncError
 
         differences = 0
         for disk in params.disks:
-            src, dst, ssh = self._endpoints(ctx, params, disk)
             try:
-                stats = run_sync(self._runner(ctx, params), src, dst, ssh, dry_run=True,
-                                 excludes=disk.exclude, tolerate_vanished=True)
+                stats = self._rsync(ctx, params, disk, dry_run=True)
             except (RsyncError, ValueError):
                 return False
             differences += stats.changes
@@ -202,15 +209,13 @@ class SyncDisks(Step[SyncDisksParams]):
 
     def _sync_one(self, ctx: StepContext, params: SyncDisksParams,
                   disk: DiskParams) -> dict[str, Any]:
-        from steps.disks.rsync import RsyncError, run_sync
+        from steps.disks.rsync import RsyncError
 
         ctx.check_cancelled()
-        src, dst, ssh = self._endpoints(ctx, params, disk)
+        src, dst, _ = self._endpoints(ctx, params, disk)
         started = time.monotonic()
         try:
-            stats = run_sync(self._runner(ctx, params), src, dst, ssh, dry_run=False,
-                             excludes=disk.exclude,
-                             tolerate_vanished=params.mode == "initial")
+            stats = self._rsync(ctx, params, disk, dry_run=False)
         except ValueError as exc:
             raise StepFailed(f"disk {disk.name}: {exc}") from None
         except RsyncError as exc:
@@ -236,9 +241,17 @@ class SyncDisks(Step[SyncDisksParams]):
             raise StepFailed("final sync refused: nothing says the source jobs are stopped; "
                              "give source_stopped or require_stopped, or allow_running: true")
 
-    def _runner(self, ctx: StepContext, params: SyncDisksParams) -> Any:
+    def _rsync(self, ctx: StepContext, params: SyncDisksParams, disk: DiskParams, *,
+               dry_run: bool) -> SyncStats:
+        from steps.disks.rsync import run_sync
+
+        src, dst, ssh = self._endpoints(ctx, params, disk)
         timeout = float(params.timeout) if params.timeout is not None else None
-        return lambda argv: ctx.run(argv, timeout=timeout)
+        # A file vanishing under a live source is expected in "initial", not in "final".
+        return run_sync(lambda argv: ctx.run(argv, timeout=timeout), src, dst, ssh,
+                        dry_run=dry_run, excludes=disk.exclude, acls=params.acls,
+                        xattrs=params.xattrs,
+                        tolerate_vanished=dry_run or params.mode == "initial")
 
     def _endpoints(self, ctx: StepContext, params: SyncDisksParams,
                    disk: DiskParams) -> tuple[Endpoint, Endpoint, SshSettings]:
@@ -273,7 +286,7 @@ def _disk_outputs(stats: SyncStats, src: Endpoint, dst: Endpoint,
             "bytes_returned": stats.bytes_sent if pulled else stats.bytes_received,
             "literal_bytes": stats.literal_bytes, "total_size": stats.total_size,
             "files_transferred": stats.files_transferred, "files_deleted": stats.files_deleted,
-            "changes": stats.changes, "seconds": round(seconds, 3)}
+            "files_changed": stats.changes, "seconds": round(seconds, 3)}
 
 
 def _where(host: str | None, path: str) -> str:

@@ -108,3 +108,9 @@ PLAN_CASES = [
 @pytest.mark.parametrize(("extra", "facts", "expected"), PLAN_CASES)
 def test_plan(extra: dict[str, Any], facts: dict[str, Any] | None, expected: Plan) -> None:
     assert SyncDisks().plan(_params(**extra), facts) == expected
+
+
+def test_acls_and_xattrs_can_be_left_out_for_an_old_rsync() -> None:
+    argv = rsync_argv(Endpoint("/a"), Endpoint("/b"), SshSettings(), None, dry_run=False,
+                      excludes=[], acls=False, xattrs=False)
+    assert argv[:3] == ["rsync", "-aH", "--delete"]

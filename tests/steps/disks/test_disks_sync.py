@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runbook.api import StepFailed
+from runbook.api import StepFailed, StepTimedOut
 from runbook.testing import make_context, make_params
 from steps.disks.step import SyncDisks
 from tests.conftest import require_binary
@@ -96,6 +96,7 @@ def test_final_over_ssh_moves_about_one_percent(tmp_path: Path, sshd: Any) -> No
     assert changed <= moved < 2 * changed, f"moved {moved} bytes for {changed} changed"
     assert 0.009 < moved / total < 0.02
     assert second.outputs["files_transferred"] == files // 10
+    assert second.outputs["files_changed"] == files // 10
     assert verified is True
     assert (dst / "blob-000.bin").read_bytes() == (src / "blob-000.bin").read_bytes()
     text = json.dumps([second.outputs, second.record])
@@ -219,3 +220,25 @@ def test_revert_leaves_source_and_copy_alone(tmp_path: Path) -> None:
     step.revert(ctx, params, result.record)
     step.revert(ctx, params, result.record)
     assert (src / "f").read_text() == "x" and (dst / "f").read_text() == "x"
+
+
+def test_a_timed_out_disk_stops_the_step_with_what_was_done(tmp_path: Path, sshd: Any) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    env = {"DISK_KEY": sshd.key_text}
+    ctx = make_context(tmp_path / "run", environ=env)
+    params = make_params(SyncDisks, {
+        "ssh": _ssh(sshd), "timeout": "1s", "max_parallel": 1, "disks": [
+            {"name": "quick", "source": str(src), "destination": str(tmp_path / "quick")},
+            {"name": "stuck", "source": str(src), "source_host": "127.0.0.1",
+             "destination": str(tmp_path / "stuck"),
+             "ssh": {"rsync_path": "sleep 30; rsync"}}]}, environ=env)
+    step = SyncDisks()
+    with pytest.raises(StepTimedOut) as stopped:
+        step.apply(ctx, params, step.plan(params, None))
+    assert str(stopped.value) == "command rsync ran past its timeout of 1s and was killed"
+    assert stopped.value.record is not None
+    assert sorted(stopped.value.record["disks"]) == ["quick"]
+    assert (tmp_path / "quick" / "f").read_text() == "x"
+
