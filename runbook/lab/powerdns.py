@@ -143,8 +143,9 @@ def seed_domain(dsn: str, domain: str, *, ns_address: str,
 def allow_tsig(dsn: str, domain: str, *, key_name: str, algorithm: str, secret: str) -> None:
     """Let the TSIG key send RFC 2136 updates to ``domain`` and transfer it (PowerDNS 4)."""
     with _connect(dsn) as conn:
-        conn.execute("INSERT INTO tsigkeys (name, algorithm, secret) VALUES (%s, %s, %s)",
-                     (key_name, algorithm, secret))
+        conn.execute("INSERT INTO tsigkeys (name, algorithm, secret) SELECT %s, %s, %s WHERE "
+                     "NOT EXISTS (SELECT 1 FROM tsigkeys WHERE name = %s AND algorithm = %s)",
+                     (key_name, algorithm, secret, key_name, algorithm))
         for kind in ("TSIG-ALLOW-DNSUPDATE", "TSIG-ALLOW-AXFR"):
             conn.execute("INSERT INTO domainmetadata (domain_id, kind, content) "
                          "SELECT id, %s, %s FROM domains WHERE name = %s",

@@ -165,3 +165,51 @@ def test_set_ttl_lowers_waits_and_revert_restores(tmp_path: Path, bind: Bind) ->
 
     step.revert(ctx, params, result.record)
     assert zone_text(bind, "old.example") == before
+
+
+def test_dual_domain_through_powerdns_dynamic_update(tmp_path: Path, pdns_dsn: str) -> None:
+    """The same provider against PowerDNS with dnsupdate on; the zone reads as before after
+    revert (PowerDNS rewrites the rows it touches, so row ids are not compared)."""
+    import psycopg
+
+    from runbook.lab.powerdns import PowerDns, allow_tsig, seed_domain
+    from runbook.lab.servers import ServerUnavailable
+    from tests.conftest import missing
+
+    try:
+        PowerDns.binary()
+    except ServerUnavailable as exc:
+        missing(str(exc))
+    seed_domain(pdns_dsn, "a9s.example", ns_address="10.1.0.2")
+    for zone in ("microbosh", "a9s.example"):
+        allow_tsig(pdns_dsn, zone, key_name="writer", algorithm="hmac-sha256",
+                   secret=WRITER_SECRET)
+
+    def content() -> list[tuple[Any, ...]]:
+        with psycopg.connect(pdns_dsn) as conn:
+            return sorted(conn.execute(
+                "SELECT r.name, r.type, r.content, r.ttl FROM records r JOIN domains d ON "
+                "d.id = r.domain_id WHERE d.name = 'a9s.example' AND r.type <> 'SOA'"
+            ).fetchall())
+
+    before = content()
+    with PowerDns(pdns_dsn, dnsupdate=True) as server:
+        targets = {"dest": {"dns": {"server": server.address, "port": server.port,
+                                    "tsig_key_name": "writer",
+                                    "tsig_secret": "${env:TSIG}"}}}
+        ctx = make_context(tmp_path, targets=targets, environ={"TSIG": WRITER_SECRET})
+        params = make_params(DualDomain, {"provider": "rfc2136", "target": "dest",
+                                          "first_domain": "microbosh",
+                                          "second_domain": "a9s.example", "mirror": ["A"],
+                                          "names": ["0.*"]})
+        step = DualDomain()
+        result = step.apply(ctx, params, step.plan(params, step.observe(ctx, params)))
+        assert result.outputs["records"] == [
+            "0.api.default.cf.a9s.example 300 A 10.0.0.5",
+            "0.uaa.default.cf.a9s.example 300 A 10.0.0.6"]
+        response = dns.query.udp(dns.message.make_query("0.uaa.default.cf.a9s.example", "A"),
+                                 server.address, port=server.port, timeout=3)
+        assert [r.to_text() for rrset in response.answer for r in rrset] == ["10.0.0.6"]
+
+        step.revert(ctx, params, result.record)
+    assert [row for row in content() if row[1] is not None] == before  # ENT rows are gone too
