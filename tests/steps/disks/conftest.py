@@ -61,8 +61,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     if os.geteuid() == 0:
         # sshd running as root insists on its privilege-separation directory.
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    log = (folder / "sshd.log").open("w")
     proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_for_port(port, timeout=15)
         yield SshServer(port=port, user=getpass.getuser(), key_file=folder / "id",
@@ -71,3 +72,4 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
