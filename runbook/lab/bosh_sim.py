@@ -30,10 +30,12 @@ project's Cloud Foundry reference, section 5):
 * The v2 CLI has ``update-resurrection on|off`` (director-wide) and no command that
   reads the switch; the simulator keeps it in the state file so tests can look.
 
-Use it from Python (:class:`BoshSim`) or as ``python -m runbook.lab.bosh_sim ARGS``
-with the state file in ``BOSH_SIM_STATE``; :meth:`BoshSim.install` writes a ``bosh``
-wrapper script into a directory for PATH. Failures are injected with
-:meth:`BoshSim.fail_next`; every command line is appended to ``calls`` in the state.
+Use it from Python (:class:`BoshLab`, :class:`BoshSim`) or as
+``python -m runbook.lab.bosh_sim ARGS`` with the state file in ``BOSH_SIM_STATE``;
+:meth:`BoshSim.install` writes a ``bosh`` wrapper script into a directory for PATH.
+Failures are injected with :meth:`BoshSim.fail_next` (or ``sim-fail COMMAND [TARGET]
+--message M``), task duration set with ``sim-task-seconds N``; every command line is
+appended to ``calls`` in the state.
 """
 
 from __future__ import annotations
@@ -540,7 +542,7 @@ def _parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     aliases = {"d": "deployment", "e": "environment", "n": "non-interactive", "i": "details",
                "p": "ps", "f": "failing"}
     valued = {"deployment", "environment", "client", "client-secret", "ca-cert",
-              "disk-properties", "max-in-flight", "canaries"}
+              "disk-properties", "max-in-flight", "canaries", "message", "times"}
     opts: dict[str, Any] = {}
     args: list[str] = []
     it = iter(argv)
@@ -557,13 +559,88 @@ def _parse(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     return opts, args
 
 
+class BoshLab:
+    """A simulated director living in a directory, for the lab and tests.
+
+    ``with BoshLab() as lab:`` makes a temporary directory holding the state file and the
+    ``bosh`` wrapper; ``lab.profile()`` is the ``bosh:`` part of a runbook target.
+    """
+
+    def __init__(self, root: str | Path | None = None, client: str = "admin",
+                 client_secret: str | None = None) -> None:
+        self.root = Path(root) if root else None
+        self.client = client
+        self.client_secret = client_secret
+        self._tmp: Any = None
+        self.sim: BoshSim | None = None
+        self.cli: Path | None = None
+
+    def start(self) -> "BoshLab":
+        if self.root is None:
+            import tempfile
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="bosh-sim-")
+            self.root = Path(self._tmp.name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.sim = BoshSim(self.root / "state.json")
+        if self.client_secret is not None:
+            self.sim.require_credentials(self.client, self.client_secret)
+        self.cli = self.sim.install(self.root)
+        return self
+
+    def stop(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "BoshLab":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def profile(self, deployment: str = "cf",
+                secret_reference: str = "${env:BOSH_CLIENT_SECRET}") -> dict[str, Any]:
+        return {"environment": "https://127.0.0.1:25555", "client": self.client,
+                "client_secret": secret_reference, "deployment": deployment,
+                "cli": str(self.cli)}
+
+    def seed(self, deployment: str, manifest: str, cloud_config: str | None = None) -> None:
+        assert self.sim is not None, "start() the lab first"
+        if cloud_config is not None:
+            with self.sim.edit() as state:
+                state["cloud_config"] = cloud_config
+        self.sim.deploy_text(deployment, manifest)
+
+
+def _admin(sim: BoshSim, argv: list[str]) -> int:
+    """``sim-fail COMMAND [TARGET] [--message M] [--times N]``, ``sim-task-seconds N``,
+    ``sim-state``: steer the simulator from a shell (not bosh commands)."""
+    opts, args = _parse(argv)
+    if args[0] == "sim-fail" and len(args) >= 2:
+        sim.fail_next(args[1], args[2] if len(args) > 2 else None,
+                      str(opts.get("message") or "Simulated failure"), int(opts.get("times") or 1))
+    elif args[0] == "sim-task-seconds" and len(args) == 2:
+        with sim.edit() as state:
+            state["director"]["task_seconds"] = float(args[1])
+    elif args[0] == "sim-state":
+        sys.stdout.write(json.dumps(sim.state(), indent=1) + "\n")
+    else:
+        print(_admin.__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     path = os.environ.get(STATE_ENV)
     if not path:
         print(f"{STATE_ENV} must name the simulator's state file", file=sys.stderr)
         return 2
-    code, text = BoshSim(path).run(list(sys.argv[1:] if argv is None else argv),
-                                   dict(os.environ))
+    args = list(sys.argv[1:] if argv is None else argv)
+    sim = BoshSim(path)
+    if args and args[0].startswith("sim-"):
+        return _admin(sim, args)
+    code, text = sim.run(args, dict(os.environ))
     sys.stdout.write(text)
     return code
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook.api import Action, Plan, Result, Step, StepContext, StepFailed, param
-from steps.bosh.client import BoshError, Instance
+from steps.bosh.client import BoshCli, BoshError, Instance
 from steps.bosh.common import BoshParams, deployment_name, director
 
 
@@ -155,7 +155,7 @@ def _stopped(facts: dict[str, Any]) -> bool:
     return facts["state"] in ("stopped", "detached") and facts["process_state"] != "running"
 
 
-def _find(bosh: Any, selector: str) -> Instance:
+def _find(bosh: BoshCli, selector: str) -> Instance:
     group, _, ident = selector.partition("/")
     if not ident:
         raise StepFailed(f"instance '{selector}' must be written GROUP/ID or GROUP/INDEX")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -77,23 +76,3 @@ def test_non_json_failure_uses_the_output_tail() -> None:
                          0.0)
     with pytest.raises(BoshError, match="failed: dial tcp 10.0.0.6:25555: connect: no route"):
         BoshCli(settings(), run).deployments()
-
-
-def test_simulator_prints_bosh_cli_json_shapes(tmp_path) -> None:
-    """The executable itself: uiResp keys, table keys from KeyifyHeader, exit codes."""
-    from runbook.lab.bosh_sim import BoshSim
-
-    sim = BoshSim(tmp_path / "state.json")
-    bosh = str(sim.install(tmp_path))
-    env = {"BOSH_ENVIRONMENT": "https://10.0.0.6:25555", "BOSH_CLIENT": "admin",
-           "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([bosh, "--json", "deployments"], env=env, capture_output=True,
-                          text=True, check=True)
-    out = json.loads(done.stdout)
-    assert set(out) == {"Tables", "Blocks", "Lines"}
-    assert out["Tables"][0]["Header"] == {"name": "Name", "release_s": "Release(s)",
-                                          "stemcell_s": "Stemcell(s)", "team_s": "Team(s)"}
-    failed = subprocess.run([bosh, "--json", "-d", "cf", "manifest"], env=env,
-                            capture_output=True, text=True)
-    assert failed.returncode == 1
-    assert "Deployment 'cf' doesn't exist" in json.loads(failed.stdout)["Lines"][1]

@@ -194,3 +194,16 @@ def test_no_secret_in_outputs_records_or_logs(director, make_ctx) -> None:
     assert director.secret not in json.dumps([result.outputs, result.record, ctx.checkpoints])
     logs = "".join(p.read_text() for p in ctx.log_dir.iterdir())
     assert "stop cc_db" in logs and director.secret not in logs
+
+
+def test_verify_reads_process_states(director, make_ctx) -> None:
+    director.seed()
+    ctx = make_ctx(dest=director)
+    p = params(StopInstances, director, instance_groups=DATA)
+    _, result = run(StopInstances(), ctx, p)
+    assert StopInstances().verify(ctx, p, result) is True
+    env = {"BOSH_ENVIRONMENT": "x", "BOSH_CLIENT": "admin", "BOSH_CLIENT_SECRET": director.secret}
+    director.sim.run(["-d", "cf", "start", "uaa_db"], env)  # someone started it again
+    assert StopInstances().verify(ctx, p, result) is False
+    start = params(StartInstances, director, instance_groups=DATA)
+    assert StartInstances().verify(ctx, start, None) is False
