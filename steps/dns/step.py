@@ -46,6 +46,11 @@ class DualDomain(Step[DualDomainParams]):
     record already present in the second zone is left alone and not counted as added;
     a zone that already has an SOA keeps it.
 
+    PowerDNS caches answers (and, from 4.5, the list of zones): give ``flush_command``
+    (the BOSH powerdns job's ``powerdns_ctl flush``, or ``pdns_control purge`` plus
+    ``pdns_control rediscover``) so the change is served at once; it runs after apply and
+    after a revert that removed something.
+
     Outputs: ``zone``, ``created_zone``, ``added`` (count), ``records`` (lines added).
     Record: the row ids (SQL) or RRs (RFC 2136) added, and whether the zone was created.
     """
@@ -148,11 +153,11 @@ class DualDomain(Step[DualDomainParams]):
                 domain_id = record.get("domain_id") if record.get("created_zone") else None
             ctx.log.info("removed %d of the %d records added to zone %s", removed, len(recs),
                          zone)
-            if domain_id is not None and not client.drop_zone_if_empty(zone, int(domain_id)) \
-                    and client.read(zone).exists:
+            dropped = domain_id is not None and client.drop_zone_if_empty(zone, int(domain_id))
+            if domain_id is not None and not dropped and client.read(zone).exists:
                 ctx.log.warning("zone %s was created by this run but now holds records "
                                 "this run did not add; it is kept", zone)
-        if removed or domain_id is not None:
+        if removed or dropped:
             flush(ctx, params)
 
     def revert_plan(self, params: DualDomainParams, record: dict[str, Any]) -> Plan:

@@ -175,3 +175,29 @@ def test_unknown_first_domain_changes_nothing(tmp_path: Path, pdns_dsn: str) -> 
         step.apply(ctx, make_params(DualDomain, {**PARAMS, "first_domain": "nosuch.example"}),
                    None)  # type: ignore[arg-type]
     assert table_rows(pdns_dsn) == before
+
+
+def test_flush_command_runs_after_apply_and_after_revert(tmp_path: Path, pdns_dsn: str) -> None:
+    marker = tmp_path / "flushed"
+    step, ctx = DualDomain(), context(tmp_path, pdns_dsn)
+    params = make_params(DualDomain, {**PARAMS, "mirror": ["wildcard"], "flush_command": [
+        "sh", "-c", f"echo flush >> {marker}"]})
+    plan, result = run(step, ctx, params)
+    assert plan.actions[-1].description == f"run sh -c echo flush >> {marker}"
+    assert marker.read_text() == "flush\n"
+    step.revert(ctx, params, result.record)
+    assert marker.read_text() == "flush\nflush\n"
+    step.revert(ctx, params, result.record)  # nothing left to remove: no flush
+    assert marker.read_text() == "flush\nflush\n"
+
+
+def test_failing_flush_is_reported_and_the_change_stays_revertible(tmp_path: Path,
+                                                                   pdns_dsn: str) -> None:
+    step, ctx = DualDomain(), context(tmp_path, pdns_dsn)
+    before = table_rows(pdns_dsn)
+    params = make_params(DualDomain, {**PARAMS, "flush_command": ["false"]})
+    with pytest.raises(StepFailed, match=r"^false exited 1: the DNS change is made but the "
+                                         r"server may answer from its cache"):
+        run(step, ctx, params)
+    step.revert(ctx, make_params(DualDomain, PARAMS), ctx.checkpoints[-1])  # type: ignore[attr-defined]
+    assert table_rows(pdns_dsn) == before

@@ -134,3 +134,15 @@ def test_check_servers_and_plan() -> None:
     assert lines(plan) == ["ask 10.0.0.2:53, target dest for runbook-probe.apps.old.example A, "
                            "expect 10.0.0.20"]
     assert plan.mutation == "read-only" and plan.reason == "asked every 2s for up to 1m"
+
+
+def test_step_module_loads_without_the_integration_libraries() -> None:
+    """`runbook validate` imports step modules: psycopg and dnspython must wait for a run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, steps.dns.step; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dns', 'psycopg')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
