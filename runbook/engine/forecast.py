@@ -133,7 +133,8 @@ class Forecast:
         verdict = (f"fits with {hms(self.margin)} to spare" if self.fits
                    else f"DOES NOT FIT: {hms(-self.margin)} short")
         return [
-            f"forecast {self.at}, at {self.now.isoformat(timespec='seconds')}:",
+            f"forecast {self.at}, at "
+            f"{self.now.astimezone(self.window_end.tzinfo).isoformat(timespec='seconds')}:",
             f"  remaining critical path  {hms(self.remaining):>9}  {chain}",
             f"+ rollback of every step   {hms(self.rollback):>9}",
             f"= needed                   {hms(self.needed):>9}",

@@ -12,6 +12,7 @@ from runbook.engine.forecast import waves
 from runbook.engine.plan import critical_path, topological
 from runbook.loader.validate import parse_runbook
 from runbook.model import Runbook, StepSpec
+from runbook.registry import Registry
 from runbook.report.timing import (
     RunEvents, StepEvents, active_seconds, read_events, span, ts, window_use, windows_of,
 )
@@ -20,19 +21,22 @@ from runbook.store.base import StepRow, Store
 REPORT_VERSION = 2
 
 
-def _runbook(text: str, path: str) -> Runbook | None:
+def _runbook(text: str, path: str, registry: Registry | None) -> Runbook | None:
     try:
-        return parse_runbook(text, path)
+        return parse_runbook(text, path, registry=registry)
     except Exception:  # a report of an old run must not fail on a since-invalid runbook
         return None
 
 
-def run_report(store: Store, run_id: str) -> dict[str, Any]:
-    """The JSON report of a run (fields documented in docs/report-json.md)."""
+def run_report(store: Store, run_id: str, registry: Registry | None = None) -> dict[str, Any]:
+    """The JSON report of a run (fields documented in docs/report-json.md).
+
+    ``registry`` names the step types the run's runbook uses (default: the installed ones).
+    """
     run = store.get_run(run_id)
     rows = store.steps(run_id)
     ev = read_events(store.events(run_id))
-    runbook = _runbook(run.text, run.path)
+    runbook = _runbook(run.text, run.path, registry)
     specs = runbook.by_id if runbook else {}
     order = {spec_id: i for i, spec_id in enumerate(specs)}
     steps = [_step(row, specs.get(row.step_id), ev.steps.get(row.key, StepEvents()), rows,
