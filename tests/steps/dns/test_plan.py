@@ -146,3 +146,23 @@ def test_step_module_loads_without_the_integration_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("provider", "target", "message"), [
+    ("powerdns-db", {}, "no PowerDNS database given: set 'dsn' under the target's 'powerdns' "
+                        "key or the step's 'dsn' parameter"),
+    ("rfc2136", {"dns": {"port": 53}}, "no DNS server given: set 'server' under the target's "
+                                       "'dns' key or the step's 'server' parameter"),
+    ("rfc2136", {"dns": {"server": "10.0.0.2", "tsig_key_name": "k", "tsig_secret": "plain"}},
+     "the target's dns.tsig_secret must be a secret reference like ${env:NAME}; secrets are "
+     "never written into a runbook"),
+])
+def test_incomplete_target_is_a_clear_error(tmp_path: Any, provider: str,
+                                            target: dict[str, Any], message: str) -> None:
+    from runbook.api import StepFailed
+    from runbook.testing import make_context
+
+    ctx = make_context(tmp_path, targets={"t": target})
+    with pytest.raises(StepFailed) as err:
+        DualDomain().observe(ctx, make_params(DualDomain, {**BASE, "provider": provider}))
+    assert str(err.value) == message
