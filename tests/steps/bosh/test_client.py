@@ -76,3 +76,15 @@ def test_non_json_failure_uses_the_output_tail() -> None:
                          0.0)
     with pytest.raises(BoshError, match="failed: dial tcp 10.0.0.6:25555: connect: no route"):
         BoshCli(settings(), run).deployments()
+
+
+def test_step_module_loads_without_yaml_or_jinja2() -> None:
+    """`runbook validate` imports step.py; rendering libraries load only when used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, steps.bosh.step; "
+            "print(sorted(m for m in ('yaml', 'jinja2') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
