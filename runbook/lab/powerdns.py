@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 from runbook.lab.servers import ServerUnavailable, find_binary, free_port
@@ -222,7 +222,7 @@ class PowerDns:
             lines.update({"dnsupdate": "yes", "allow-dnsupdate-from": "127.0.0.0/8"})
         return "".join(f"{k}={v}\n" for k, v in lines.items())
 
-    def __enter__(self) -> PowerDns:
+    def __enter__(self) -> Self:
         binary = self.binary()
         (self.dir / "pdns.conf").write_text(self.config())
         log = (self.dir / "pdns.log").open("wb")

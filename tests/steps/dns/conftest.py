@@ -14,6 +14,7 @@ import pytest
 from runbook.lab.powerdns import PowerDns, create_schema, seed_domain
 from runbook.lab.servers import ServerUnavailable, free_port
 from tests.conftest import missing, require_binary
+from typing import Self
 
 # Test-only TSIG secrets (base64), not used anywhere else.
 WRITER_SECRET = "d3JpdGVyLWtleS1mb3ItdGhlLWRucy10ZXN0cy0xMjM0NTY="
@@ -81,7 +82,7 @@ class Bind:
                 f'  session-keyfile "{self.dir}/session.key";\n'
                 "  notify no;\n};\ncontrols { };\n" + zones)
 
-    def __enter__(self) -> Bind:
+    def __enter__(self) -> Self:
         binary = require_binary("named", "/usr/sbin")
         (self.dir / "old.example.zone").write_text(OLD_ZONE)
         (self.dir / "new.example.zone").write_text(NEW_ZONE)

@@ -73,8 +73,8 @@ def test_dual_domain_plan_is_unchanged_when_all_copies_exist() -> None:
 def test_dual_domain_plan_offline_is_undetermined() -> None:
     plan = DualDomain().plan(make_params(DualDomain, BASE), None)
     assert plan.mutation == "undetermined"
-    assert lines(plan) == ["add zone new.example with copies of the SOA, NS, A, wildcard "
-                           "records of old.example (powerdns-db)"]
+    assert lines(plan) == [("add zone new.example with copies of the SOA, NS, A, wildcard "
+                           "records of old.example (powerdns-db)")]
 
 
 def test_dual_domain_revert_plan_lists_what_was_added() -> None:
@@ -131,8 +131,8 @@ def test_check_servers_and_plan() -> None:
     params = make_params(CheckDns, {"servers": ["10.0.0.2"], "target": "dest", "names": [
         {"name": "*.apps.old.example", "expect": ["10.0.0.20"]}]})
     plan = CheckDns().plan(params, None)
-    assert lines(plan) == ["ask 10.0.0.2:53, target dest for runbook-probe.apps.old.example A, "
-                           "expect 10.0.0.20"]
+    assert lines(plan) == [("ask 10.0.0.2:53, target dest for runbook-probe.apps.old.example A, "
+                           "expect 10.0.0.20")]
     assert plan.mutation == "read-only" and plan.reason == "asked every 2s for up to 1m"
 
 
@@ -149,13 +149,13 @@ def test_step_module_loads_without_the_integration_libraries() -> None:
 
 
 @pytest.mark.parametrize(("provider", "target", "message"), [
-    ("powerdns-db", {}, "no PowerDNS database given: set 'dsn' under the target's 'powerdns' "
-                        "key or the step's 'dsn' parameter"),
-    ("rfc2136", {"dns": {"port": 53}}, "no DNS server given: set 'server' under the target's "
-                                       "'dns' key or the step's 'server' parameter"),
+    ("powerdns-db", {}, ("no PowerDNS database given: set 'dsn' under the target's 'powerdns' "
+                        "key or the step's 'dsn' parameter")),
+    ("rfc2136", {"dns": {"port": 53}}, ("no DNS server given: set 'server' under the target's "
+                                       "'dns' key or the step's 'server' parameter")),
     ("rfc2136", {"dns": {"server": "10.0.0.2", "tsig_key_name": "k", "tsig_secret": "plain"}},
-     "the target's dns.tsig_secret must be a secret reference like ${env:NAME}; secrets are "
-     "never written into a runbook"),
+     ("the target's dns.tsig_secret must be a secret reference like ${env:NAME}; secrets are "
+     "never written into a runbook")),
 ])
 def test_incomplete_target_is_a_clear_error(tmp_path: Any, provider: str,
                                             target: dict[str, Any], message: str) -> None:
