@@ -87,7 +87,8 @@ class SyncDisks(Step[SyncDisksParams]):
 
     Params = SyncDisksParams
     idempotent = True
-    outputs = ("disks", "bytes_sent", "files_transferred", "files_changed", "seconds")
+    outputs = ("disks", "bytes_sent", "files_transferred", "files_changed", "seconds",
+               "summary")
 
     def observe(self, ctx: StepContext, params: SyncDisksParams) -> dict[str, Any]:
         from steps.disks.rsync import RsyncError
@@ -139,7 +140,8 @@ class SyncDisks(Step[SyncDisksParams]):
             zero = {d.name: {"bytes_sent": 0, "files_transferred": 0, "files_changed": 0,
                              "seconds": 0.0} for d in params.disks}
             return Result(outputs={"disks": zero, "bytes_sent": 0, "files_transferred": 0,
-                                   "files_changed": 0, "seconds": 0.0},
+                                   "files_changed": 0, "seconds": 0.0,
+                                   "summary": "all disks already in sync"},
                           record={"mode": params.mode, "disks": {}}, changed=False)
         if params.mode == "final" and not params.allow_running:
             self._require_stopped(ctx, params)
@@ -171,7 +173,10 @@ class SyncDisks(Step[SyncDisksParams]):
                    "bytes_sent": sum(d["bytes_sent"] for d in done.values()),
                    "files_transferred": sum(d["files_transferred"] for d in done.values()),
                    "files_changed": sum(d["files_changed"] for d in done.values()),
-                   "seconds": round(time.monotonic() - started, 3)}
+                   "seconds": round(time.monotonic() - started, 3),
+                   "summary": "; ".join(
+                       f"{name}: {_size(d['bytes_sent'])} sent, {d['files_changed']} files "
+                       f"changed, {d['seconds']:.1f}s" for name, d in done.items())}
         changed = any(d["files_changed"] for d in done.values())
         return Result(outputs=outputs, record=record, changed=changed)
 

@@ -100,6 +100,7 @@ def test_final_over_ssh_moves_about_one_percent(tmp_path: Path, sshd: Any) -> No
     assert 0.009 < moved / total < 0.02
     assert second.outputs["files_transferred"] == files // 10
     assert second.outputs["files_changed"] == files // 10
+    assert second.outputs["summary"].startswith("blobstore: 2.0 MiB sent, 20 files changed, ")
     assert verified is True
     assert (dst / "blob-000.bin").read_bytes() == (src / "blob-000.bin").read_bytes()
     text = json.dumps([second.outputs, second.record])
