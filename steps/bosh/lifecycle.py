@@ -85,6 +85,13 @@ def work_items(sequence: list[str], groups: dict[str, list[dict[str, Any]]],
     return items
 
 
+def _health_manager(params: GroupsParams, facts: dict[str, Any] | None) -> list[str]:
+    if facts is None or (params.health_manager == "none" and not params.health_manager_groups):
+        return order.health_manager_groups(params.health_manager,
+                                           params.health_manager_groups, None)
+    return list(facts["health_manager"])
+
+
 def _needs_stop(hard: bool) -> Any:
     if hard:
         return lambda i: i["state"] != "detached"
@@ -212,8 +219,7 @@ class StopInstances(_GroupStep):
     outputs = ("deployment", "groups", "instances", "task_ids")
 
     def sequence(self, params: GroupsParams, facts: dict[str, Any] | None) -> list[str]:
-        hm = facts["health_manager"] if facts else order.health_manager_groups(
-            params.health_manager, params.health_manager_groups, None)
+        hm = _health_manager(params, facts)
         return order.stop_sequence(params.instance_groups, hm)
 
     def items(self, params: Any, facts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -256,8 +262,7 @@ class StartInstances(_GroupStep):
     outputs = ("deployment", "groups", "instances", "task_ids")
 
     def sequence(self, params: GroupsParams, facts: dict[str, Any] | None) -> list[str]:
-        hm = facts["health_manager"] if facts else order.health_manager_groups(
-            params.health_manager, params.health_manager_groups, None)
+        hm = _health_manager(params, facts)
         return order.start_sequence(params.instance_groups, hm)
 
     def items(self, params: Any, facts: dict[str, Any]) -> list[dict[str, Any]]:
