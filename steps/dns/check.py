@@ -140,7 +140,10 @@ class CheckDns(Step[CheckDnsParams]):
                     match = got.values == want and got.status in (
                         ("NOERROR",) if want else NO_RECORD)
                     per[f"{qname} {check.type}"] = {**got.to_dict(), "match": match}
-                    if not match:
+                    if got.status == "unreachable":
+                        wrong.append(f"{host}:{port} does not answer {qname} {check.type} "
+                                     f"({got.detail})")
+                    elif not match:
                         shown = ", ".join(got.values) or got.status
                         wrong.append(f"{host}:{port} answers {qname} {check.type} with {shown}, "
                                      f"expected {', '.join(want) or 'no record'}")

@@ -42,14 +42,15 @@ class DualDomain(Step[DualDomainParams]):
     (provider ``rfc2136``; the secret by reference). Names under the first domain are
     renamed into the second, in record names and in name-valued contents (NS targets,
     SOA primary). With ``powerdns-db`` the zone is created as a NATIVE domain, as the
-    BOSH director creates its own; with ``rfc2136`` it must already be configured. A
-    record already present in the second zone is left alone and not counted as added;
-    a zone that already has an SOA keeps it.
+    BOSH director creates its own; with ``rfc2136`` it must already be configured and
+    keeps its own SOA (an update cannot add a second one). A record already present in
+    the second zone is left alone and not counted as added; a zone that already has an
+    SOA keeps it.
 
     PowerDNS caches answers (and, from 4.5, the list of zones): give ``flush_command``
-    (the BOSH powerdns job's ``powerdns_ctl flush``, or ``pdns_control purge`` plus
-    ``pdns_control rediscover``) so the change is served at once; it runs after apply and
-    after a revert that removed something.
+    (the BOSH powerdns job's ``[/var/vcap/jobs/powerdns/bin/powerdns_ctl, flush]``, or
+    ``[sh, -c, "pdns_control purge && pdns_control rediscover"]``) so the change is
+    served at once; it runs after apply and after a revert that removed something.
 
     Outputs: ``zone``, ``created_zone``, ``added`` (count), ``records`` (lines added).
     Record: the row ids (SQL) or RRs (RFC 2136) added, and whether the zone was created.

@@ -165,5 +165,4 @@ def test_check_fails_with_every_mismatch_after_the_timeout(tmp_path: Path,
     assert clock.sleeps == [5.0, 5.0]
     assert str(err.value).startswith(
         f"after 3 rounds in 10s: {server} answers 0.api.default.cf.microbosh A with 10.0.0.5, "
-        f"expected 10.9.9.9; {dead} answers 0.api.default.cf.microbosh A with unreachable, "
-        "expected 10.9.9.9")
+        f"expected 10.9.9.9; {dead} does not answer 0.api.default.cf.microbosh A (")
