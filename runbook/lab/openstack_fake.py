@@ -33,13 +33,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 Json = dict[str, Any]
@@ -50,7 +50,7 @@ NEUTRON = {"networks": "network", "subnets": "subnet", "ports": "port", "routers
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ApiError(Exception):
@@ -86,13 +86,10 @@ class OpenStackFake:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "OpenStackFake":
-        fake = self
-
-        class Handler(_Handler):
-            cloud = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def start(self) -> Self:
+        # One handler class per fake, so two clouds can run side by side in one process.
+        handler = type("Handler", (_Handler,), {"cloud": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="openstack-fake")
         self._thread.start()
@@ -104,7 +101,7 @@ class OpenStackFake:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "OpenStackFake":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -126,7 +123,7 @@ class OpenStackFake:
                          "user_domain_name": "Default", "project_domain_name": "Default"},
                 "region_name": self.region, "identity_api_version": 3}
 
-    def write_clouds_yaml(self, path: Path, name: str, **more: "OpenStackFake") -> Path:
+    def write_clouds_yaml(self, path: Path, name: str, **more: OpenStackFake) -> Path:
         """Write a clouds.yaml (JSON is valid YAML) with this cloud as ``name``."""
         clouds = {name: self.cloud_config()}
         clouds.update({n: c.cloud_config() for n, c in more.items()})
@@ -343,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
     cloud: OpenStackFake
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the tests read cloud.requests instead of stderr noise
 
     def do_GET(self) -> None:
@@ -366,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -474,7 +471,7 @@ def _identity(cloud: OpenStackFake, method: str, path: str, body: Json) -> Reply
     token = uuid.uuid4().hex
     cloud.tokens.add(token)
     domain = {"id": "default", "name": "Default"}
-    issued = datetime.now(timezone.utc)
+    issued = datetime.now(UTC)
     stamp = "%Y-%m-%dT%H:%M:%S.000000Z"
     return 201, {"token": {
         "methods": ["password"], "issued_at": issued.strftime(stamp),
@@ -635,9 +632,9 @@ def _cinder(cloud: OpenStackFake, method: str, parts: list[str],
         return 200, {"volumes": [_public(v) for v in found]}, {}
     if not parts and method == "POST":
         return 202, {"volume": _public(_volume(cloud, dict(body["volume"])))}, {}
-    volume = volumes.get(parts[0])
-    if volume is None:
+    if parts[0] not in volumes:
         raise ApiError(404, f"Volume {parts[0]} could not be found.", "itemNotFound")
+    volume = volumes[parts[0]]
     if method == "GET":
         _advance(cloud, volume)
         return 200, {"volume": _public(volume)}, {}

@@ -93,7 +93,7 @@ def _sentence(exc: BaseException, cloud: str, what: str) -> str:
     return f"cloud '{cloud}' failed to {what}: {detail}"
 
 
-def connect(settings: dict[str, Any], label: str) -> "SdkCloud":
+def connect(settings: dict[str, Any], label: str) -> SdkCloud:
     """Connect from a target's ``openstack`` mapping: ``cloud`` (a clouds.yaml entry),
     optional ``clouds_yaml`` (its path; default: the usual clouds.yaml locations),
     ``region_name``, or an explicit ``auth`` mapping (its password as a secret reference)."""

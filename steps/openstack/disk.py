@@ -44,7 +44,7 @@ def detect(path: Path) -> tuple[str, int]:
         return "vmdk", struct.unpack("<Q", head[12:20])[0] * 512
     if head.startswith(b"# Disk DescriptorFile"):
         text = head.decode("ascii", "replace")
-        sectors = sum(int(m) for m in re.findall(r"^(?:RW|RDONLY)\s+(\d+)", text, re.M))
+        sectors = sum(int(m) for m in re.findall(r"^(?:RW|RDONLY)\s+(\d+)", text, re.MULTILINE))
         return "vmdk", sectors * 512
     return "raw", path.stat().st_size
 

@@ -55,7 +55,7 @@ def _rule_body(op: Op, names: _Names) -> dict[str, Any]:
     return attrs
 
 
-def run_import(ctx: StepContext, cloud: "Cloud", ops: list[Op], same: list[Op],
+def run_import(ctx: StepContext, cloud: Cloud, ops: list[Op], same: list[Op],
                destination: dict[str, list[Op]]) -> Result:
     names = _Names(destination)
     done: list[Op] = []
@@ -97,7 +97,7 @@ def run_import(ctx: StepContext, cloud: "Cloud", ops: list[Op], same: list[Op],
                   changed=bool(done))
 
 
-def undo_import(cloud: "Cloud", record: dict[str, Any]) -> None:
+def undo_import(cloud: Cloud, record: dict[str, Any]) -> None:
     """Newest first: detach, delete what was created, put back updated values. Things
     already gone are fine (revert may run twice)."""
     for entry in reversed(record.get("done", [])):

@@ -17,8 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from runbook.api import Action, Duration, Plan, Result, Step, StepContext, StepFailed
-from runbook.api import TargetRef, param
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+)
 
 if TYPE_CHECKING:
     from steps.openstack.client import Cloud
@@ -34,7 +43,7 @@ class CloudParams:
     clouds_yaml: str | None = param(None, doc="path of clouds.yaml (overrides the target's)")
 
 
-def open_cloud(ctx: StepContext, params: Any) -> "Cloud":
+def open_cloud(ctx: StepContext, params: Any) -> Cloud:
     """Connect to the cloud a step's ``target`` (and overrides) describe."""
     from steps.openstack.client import connect  # openstacksdk is slow to import
 
@@ -105,7 +114,8 @@ class ExportResources(Step[ExportParams]):
     def apply(self, ctx: StepContext, params: ExportParams, plan: Plan) -> Result:
         facts = self.observe(ctx, params)
         doc = facts["document"]
-        outputs = {"path": params.path, **{k: len(doc.get(k, [])) for k in ALL_KINDS}}
+        outputs: dict[str, Any] = {"path": params.path}
+        outputs.update({k: len(doc.get(k, [])) for k in ALL_KINDS})
         text = render(doc)
         if facts["current"] == text:
             return Result(outputs=outputs, changed=False)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TRANSIENT = ("creating", "downloading", "deleting", "extending")
 
 
-def _image_name(params: "ImportVolumeParams") -> str:
+def _image_name(params: ImportVolumeParams) -> str:
     return params.image_name or params.volume_name
 
 
@@ -31,7 +31,7 @@ def _gib(n: int) -> str:
     return f"{n / 1024 ** 2:.1f} MiB" if n >= 1024 ** 2 else f"{n} bytes"
 
 
-def observe_volume(cloud: "Cloud", params: "ImportVolumeParams") -> dict[str, Any]:
+def observe_volume(cloud: Cloud, params: ImportVolumeParams) -> dict[str, Any]:
     from steps.openstack.disk import inspect
 
     path = Path(params.file)
@@ -45,7 +45,7 @@ def observe_volume(cloud: "Cloud", params: "ImportVolumeParams") -> dict[str, An
             "images": cloud.images(_image_name(params))}
 
 
-def _checked(params: "ImportVolumeParams", facts: dict[str, Any]) -> tuple[str, int]:
+def _checked(params: ImportVolumeParams, facts: dict[str, Any]) -> tuple[str, int]:
     """The disk format and volume size to use, or StepFailed for a bad combination."""
     found = facts["file"]
     fmt = params.disk_format or found["format"]
@@ -67,7 +67,7 @@ def _reusable_image(facts: dict[str, Any]) -> dict[str, Any] | None:
                  and i.get("os_hash_value") == facts["file"]["sha512"]), None)
 
 
-def _existing_volume(params: "ImportVolumeParams", facts: dict[str, Any]) -> dict[str, Any] | None:
+def _existing_volume(params: ImportVolumeParams, facts: dict[str, Any]) -> dict[str, Any] | None:
     volumes = facts["volumes"]
     if len(volumes) > 1:
         raise StepFailed(f"{len(volumes)} volumes are named '{params.volume_name}'; "
@@ -82,7 +82,7 @@ def _existing_volume(params: "ImportVolumeParams", facts: dict[str, Any]) -> dic
     return dict(volume)
 
 
-def plan_volume(params: "ImportVolumeParams", facts: dict[str, Any] | None) -> Plan:
+def plan_volume(params: ImportVolumeParams, facts: dict[str, Any] | None) -> Plan:
     image = _image_name(params)
     if facts is None:
         return Plan.of(Action.unknown(f"upload {params.file} as image '{image}' and create "
@@ -108,7 +108,7 @@ def plan_volume(params: "ImportVolumeParams", facts: dict[str, Any] | None) -> P
     return Plan.of(*actions)
 
 
-def import_volume(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParams",
+def import_volume(ctx: StepContext, cloud: Cloud, params: ImportVolumeParams,
                   facts: dict[str, Any]) -> Result:
     fmt, size = _checked(params, facts)
     existing = _existing_volume(params, facts)
@@ -148,7 +148,7 @@ def import_volume(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParams"
                   record=record)
 
 
-def _check_upload(cloud: "Cloud", image_id: str, local: dict[str, Any]) -> None:
+def _check_upload(cloud: Cloud, image_id: str, local: dict[str, Any]) -> None:
     image = cloud.get_image(image_id)
     if image is None or image["status"] != "active":
         state = image["status"] if image else "gone"
@@ -159,7 +159,7 @@ def _check_upload(cloud: "Cloud", image_id: str, local: dict[str, Any]) -> None:
                          "the upload; the data was damaged on the way, run the step again")
 
 
-def _wait_available(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParams",
+def _wait_available(ctx: StepContext, cloud: Cloud, params: ImportVolumeParams,
                     volume_id: str) -> None:
     deadline = ctx.clock.monotonic() + params.timeout
     while True:
@@ -177,7 +177,7 @@ def _wait_available(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParam
         ctx.sleep(params.interval)
 
 
-def volume_ready(cloud: "Cloud", params: "ImportVolumeParams",
+def volume_ready(cloud: Cloud, params: ImportVolumeParams,
                  result: Result | None) -> bool:
     volume_id = result.outputs.get("volume_id") if result else None
     if volume_id:
@@ -188,7 +188,7 @@ def volume_ready(cloud: "Cloud", params: "ImportVolumeParams",
     return volume is not None and volume["status"] == "available"
 
 
-def undo_volume(ctx: StepContext, cloud: "Cloud", params: "ImportVolumeParams",
+def undo_volume(ctx: StepContext, cloud: Cloud, params: ImportVolumeParams,
                 record: dict[str, Any]) -> None:
     """Delete the volume (after it leaves a transient state, as Cinder requires) and the
     image this step created. Missing things are fine: revert may run twice."""

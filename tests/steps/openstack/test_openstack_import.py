@@ -147,7 +147,7 @@ def test_name_filters_select_what_is_imported(clouds: Any, layout: Any) -> None:
     path = export(clouds)
     step, ctx = ImportResources(), clouds.context()
     params = import_params(path, kinds=["security_groups"], exclude=["*-bosh"])
-    plan, result = run(step, ctx, params)
+    _plan, result = run(step, ctx, params)
     assert [g["name"] for g in clouds.dst.find("security-groups")] == ["cf-web"]
     assert result.outputs["created"] == 1
     assert clouds.dst.find("networks", name="cf") == []

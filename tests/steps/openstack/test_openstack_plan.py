@@ -94,24 +94,24 @@ def test_unchanged_plan_says_how_many_match() -> None:
 
 @pytest.mark.parametrize("document, destination, message", [
     (doc(subnets=[{"name": "z1", "network": "cf", "cidr": "10.0.0.0/24"}]), {},
-     "subnet 'z1' needs network 'cf', which is neither on the destination cloud nor "
-     "imported by this step; import it first or fix the reference in the resource file"),
+     ("subnet 'z1' needs network 'cf', which is neither on the destination cloud nor "
+     "imported by this step; import it first or fix the reference in the resource file")),
     (doc(routers=[{"name": "r", "external_network": "ext-net"}]), {},
-     "router 'r' needs network 'ext-net', which is neither on the destination cloud nor "
-     "imported by this step; import it first or fix the reference in the resource file"),
+     ("router 'r' needs network 'ext-net', which is neither on the destination cloud nor "
+     "imported by this step; import it first or fix the reference in the resource file")),
     (doc(security_groups=[{"name": "a", "rules": [{"remote_group": "b"}]}]), {},
-     "a rule of security group 'a' needs security group 'b', which is neither on the "
+     ("a rule of security group 'a' needs security group 'b', which is neither on the "
      "destination cloud nor imported by this step; import it first or fix the reference "
-     "in the resource file"),
+     "in the resource file")),
     (doc(subnets=[{"name": "z1", "network": "cf", "cidr": "10.0.0.0/24"}]),
      {"networks": [{"id": "n1", "name": "cf"}],
       "subnets": [{"id": "s1", "name": "z1", "network_id": "n1", "cidr": "10.9.0.0/24"}]},
-     "subnet 'z1' already exists on the destination with cidr 10.9.0.0/24 (file: "
-     "10.0.0.0/24); Neutron cannot change that in place: rename or delete one of them"),
+     ("subnet 'z1' already exists on the destination with cidr 10.9.0.0/24 (file: "
+     "10.0.0.0/24); Neutron cannot change that in place: rename or delete one of them")),
     (doc(networks=[{"name": "cf"}]),
      {"networks": [{"id": "n1", "name": "cf"}, {"id": "n2", "name": "cf"}]},
-     "the destination cloud has two networks named 'cf'; rename one so resources can be "
-     "matched by name"),
+     ("the destination cloud has two networks named 'cf'; rename one so resources can be "
+     "matched by name")),
 ])
 def test_problems_are_named_before_any_change(document: dict[str, Any],
                                               destination: dict[str, Any],
@@ -122,8 +122,8 @@ def test_problems_are_named_before_any_change(document: dict[str, Any],
 
 
 @pytest.mark.parametrize("document, message", [
-    ({"networks": []}, "r.yml is not an OpenStack resource file (its 'format' must be "
-                       f"'{FORMAT}'); write it with openstack.export"),
+    ({"networks": []}, ("r.yml is not an OpenStack resource file (its 'format' must be "
+                       f"'{FORMAT}'); write it with openstack.export")),
     (doc(networks=[{"name": "a"}, {"name": "a"}]),
      "r.yml: two networks are named 'a'; names must be unique because imports match by name"),
     (doc(subnets=[{"cidr": "10.0.0.0/24"}]), "r.yml: subnets[0] needs a 'name'"),

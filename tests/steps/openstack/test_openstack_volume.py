@@ -140,10 +140,10 @@ def test_keep_image_false_deletes_the_image_once_the_volume_exists(clouds: Any) 
 
 
 @pytest.mark.parametrize("extra, message", [
-    ({"disk_format": "raw"}, "{file} is a qcow2 image but disk_format says raw; fix "
-                             "disk_format or convert the file with qemu-img"),
-    ({"size_gb": 2}, "size_gb 2 is smaller than the image's virtual size (3.00 GiB); use "
-                     "at least 3"),
+    ({"disk_format": "raw"}, ("{file} is a qcow2 image but disk_format says raw; fix "
+                             "disk_format or convert the file with qemu-img")),
+    ({"size_gb": 2}, ("size_gb 2 is smaller than the image's virtual size (3.00 GiB); use "
+                     "at least 3")),
 ])
 def test_bad_input_fails_before_any_change(clouds: Any, extra: dict[str, Any],
                                            message: str) -> None:
