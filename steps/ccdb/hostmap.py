@@ -54,6 +54,7 @@ class HostMap:
         self._variants = variants
         alternatives = [self._pattern(v) for v in sorted(variants, key=len, reverse=True)]
         self._regex = re.compile("|".join(alternatives), re.IGNORECASE)
+        self._anywhere = re.compile("|".join(re.escape(v) for v in variants), re.IGNORECASE)
 
     def _check(self) -> None:
         if not self.mapping:
@@ -97,26 +98,26 @@ class HostMap:
         """The old addresses present in ``text`` (as written there)."""
         return [m.group(0) for m in self._regex.finditer(text)]
 
-    def rewrite(self, text: str) -> tuple[str, list[Change]]:
-        """Rewrite a value: structurally when it is a JSON object or array, else as text."""
-        if text[:1] in "{[" and text.rstrip()[-1:] in "}]":
-            try:
-                json.loads(text)
-            except ValueError:
-                pass
-            else:
-                return self.rewrite_json(text)
+    def rewrite(self, text: str, is_json: bool | None = None) -> tuple[str, list[Change]]:
+        """Rewrite a value: structurally when it is a JSON object or array, else as text.
+        ``is_json`` skips the check when the caller has already parsed the value."""
+        if is_json is None:
+            is_json = _json_container(text)
+        if is_json:
+            return self.rewrite_json(text)
         new = self.sub(text)
         return new, ([Change(None, text, new)] if new != text else [])
 
     def rewrite_json(self, text: str) -> tuple[str, list[Change]]:
+        if "\\u" not in text and self._anywhere.search(text) is None:
+            return text, []  # no old host even without token boundaries, none behind \u
         out: list[str] = []
         changes: list[Change] = []
         last_key: str | None = None
         position = 0
         for match in _LITERAL.finditer(text):
             literal = match.group(0)
-            decoded = json.loads(literal)
+            decoded = json.loads(literal) if "\\" in literal else literal[1:-1]
             is_key = text[match.end():].lstrip()[:1] == ":"
             new = self.sub(decoded)
             out.append(text[position:match.start()])
@@ -146,6 +147,16 @@ class HostMap:
         if "\\/" in literal:
             encoded = encoded.replace("/", "\\/")
         return encoded
+
+
+def _json_container(text: str) -> bool:
+    if text[:1] not in "{[" or text.rstrip()[-1:] not in "}]":
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _oj_only(literal: str) -> bool:

@@ -116,16 +116,17 @@ class Worker:
             plain = crypto.decrypt_with(value, key, iv).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise crypto.DecryptionFailed("decrypted bytes are not UTF-8 text") from exc
+        is_json: bool | None = None
         if kind == "hosts" and "url" not in column:
             # No authentication tag: a wrong key passes the padding check about once in
             # 256 tries, so the JSON these columns always hold is the real proof.
             try:
-                json.loads(plain)
+                is_json = isinstance(json.loads(plain), (dict, list))
             except ValueError as exc:
                 raise crypto.DecryptionFailed("decrypted value is not JSON") from exc
         new_plain = plain
         if kind == "hosts":
-            new_plain, changes = self.hosts.rewrite(plain)
+            new_plain, changes = self.hosts.rewrite(plain, is_json)
             if new_plain != plain:
                 self._note(out, column, row_id, changes)
         relabel = new_label != label

@@ -89,3 +89,8 @@ def test_masking_hides_passwords_keeps_hosts() -> None:
     assert describe(Change("password", "10.0.0.5pw", "10.1.0.5pw")) == 'password: "***" -> "***"'
     assert "s3cret" not in describe(Change("uri", "mysql://u:s3cret@10.0.0.5/d",
                                            "mysql://u:s3cret@10.1.0.5/d"))
+
+
+def test_a_host_spelled_with_unicode_escapes_is_still_found() -> None:
+    new, changes = MAP.rewrite('{"h":"10.0.0.\\u0035"}')
+    assert json.loads(new) == {"h": "10.1.0.5"} and len(changes) == 1
