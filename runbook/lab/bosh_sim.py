@@ -49,8 +49,9 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 STATE_ENV = "BOSH_SIM_STATE"
 TASK_COMMANDS = {"deploy", "stop", "start", "delete-deployment", "attach-disk"}
@@ -575,7 +576,7 @@ class BoshLab:
         self.sim: BoshSim | None = None
         self.cli: Path | None = None
 
-    def start(self) -> "BoshLab":
+    def start(self) -> BoshLab:
         if self.root is None:
             import tempfile
 
@@ -593,10 +594,10 @@ class BoshLab:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "BoshLab":
+    def __enter__(self) -> BoshLab:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def profile(self, deployment: str = "cf",

@@ -16,8 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from runbook.api import Action, Duration, Plan, Result, Step, StepContext, StepFailed
-from runbook.api import TargetRef, param
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Step,
+    StepContext,
+    StepFailed,
+    TargetRef,
+    param,
+)
 from steps.bosh.client import BoshCli, BoshError
 from steps.bosh.common import BoshParams, deployment_name, director
 

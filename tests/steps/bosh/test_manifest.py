@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from steps.bosh.manifest import (IAAS, ManifestError, load_variables, render_manifest,
-                                 render_texts, spread, structural_diff, zone_counts)
+from steps.bosh.manifest import (
+    IAAS,
+    ManifestError,
+    load_variables,
+    render_manifest,
+    render_texts,
+    spread,
+    structural_diff,
+    zone_counts,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "manifests" / "examples" / "cf.yml"

@@ -42,7 +42,7 @@ CASES = [
       "health_manager": "hm9000", "resurrection": "on"},
      ["bosh -d cf start uaa_db (1 instance)", "bosh -d cf start nfs_server (1 instance)"]
      + ["bosh update-resurrection on"]),
-    ("a failing process counts as not started", StartInstances,
+    ("a running group needs nothing", StartInstances,
      {"instance_groups": ["cc_db"], "resurrection": "untouched"},
      []),
 ]

@@ -70,7 +70,7 @@ def test_shell_can_fail_the_next_task_with_its_message(tmp_path) -> None:
         task = next(ln for ln in lines if ln.startswith("Task ") and ln.endswith(" error"))
         tid = task.split()[1]
         assert code == 1
-        assert any(ln.endswith(f"| Error: Timed out pinging VM") for ln in lines)
+        assert any(ln.endswith("| Error: Timed out pinging VM") for ln in lines)
         assert f"Expected task '{tid}' to succeed but state is 'error'" in lines
         code, _ = bosh(lab, "-d", "cf", "stop", "cc_db")  # the failure was used up
         assert code == 0
