@@ -22,7 +22,7 @@ import multiprocessing
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from steps.ccdb import crypto
 
@@ -446,3 +446,61 @@ def seed(dsn: str, *, era: Era = "current", apps: int = 10,
         if create:
             create_schema(conn, era)
         return b.write(conn)
+
+
+class CcdbLab:
+    """A seeded Cloud Controller database on a loopback PostgreSQL, for the lab.
+
+        with CcdbLab(apps=200, hosts=["10.0.0.5"]) as lab:
+            lab.profile()   # a ``ccdb`` target profile with ${env:...} references
+            lab.environ()   # the values those references resolve to
+
+    Pass ``server`` (a started :class:`runbook.lab.servers.Postgres`) to share one server.
+    """
+
+    def __init__(self, *, era: Era = "current", apps: int = 100,
+                 hosts: Sequence[str] = ("10.0.0.5",), keys: SeedKeys | None = None,
+                 kdf: Kdf | None = None, name: str = "ccdb", server: Any = None,
+                 env_prefix: str = "LAB_CCDB") -> None:
+        self.era, self.apps, self.hosts, self.name = era, apps, list(hosts), name
+        self.kdf: Kdf = kdf or ("legacy" if era == "2014" else "mixed")
+        self.keys = keys or (SeedKeys(db_encryption_key="lab-2014-key") if era == "2014" else
+                             SeedKeys(db_encryption_key="lab-key-0",
+                                      keys={"lab_key_1": "lab-key-1"}, labels=("lab_key_1", None)))
+        self.env_prefix = env_prefix
+        self._server = server
+        self._own: Any = None
+        self.dsn = ""
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> Self:
+        if self._server is None:
+            from runbook.lab.servers import Postgres
+
+            self._own = Postgres().__enter__()
+            self._server = self._own
+        self.dsn = self._server.create_database(self.name)
+        self.counts = seed(self.dsn, era=self.era, apps=self.apps, hosts=self.hosts,
+                           keys=self.keys, kdf=self.kdf)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._own is not None:
+            self._own.__exit__(None, None, None)
+            self._own = None
+
+    def profile(self) -> dict[str, Any]:
+        p = self.env_prefix
+        refs = {label: f"${{env:{p}_KEY_{i}}}" for i, label in enumerate(self.keys.keys)}
+        profile: dict[str, Any] = {"dsn": f"${{env:{p}_DSN}}",
+                                   "db_encryption_key": f"${{env:{p}_DEFAULT_KEY}}"}
+        if refs:
+            profile["database_encryption"] = {"keys": refs,
+                                              "current_key_label": next(iter(self.keys.keys))}
+        return profile
+
+    def environ(self) -> dict[str, str]:
+        p = self.env_prefix
+        env = {f"{p}_DSN": self.dsn, f"{p}_DEFAULT_KEY": self.keys.db_encryption_key}
+        env.update({f"{p}_KEY_{i}": key for i, key in enumerate(self.keys.keys.values())})
+        return env

@@ -159,7 +159,7 @@ def digest(conn: psycopg.Connection[Any], spec: TableSpec, run_key: str) -> tupl
         restored += [sql.Literal("encryption_key_label"), sql.SQL(
             "CASE WHEN b.relabel THEN b.old_label ELSE t.encryption_key_label END")]
     query = sql.SQL("""
-        SELECT md5(coalesce(string_agg(r, E'\\n' ORDER BY id), '')), count(*) FROM (
+        SELECT md5(coalesce(string_agg(md5(r), '' ORDER BY id), '')), count(*) FROM (
           SELECT t.id, (to_jsonb(t) || jsonb_build_object({restored}))::text AS r
           FROM {table} t LEFT JOIN (
             SELECT row_id, {olds}, bool_or(label_changed) AS relabel, max(old_label) AS old_label

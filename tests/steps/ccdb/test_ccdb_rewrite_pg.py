@@ -318,3 +318,30 @@ def test_unreachable_database_is_a_clear_failure(tmp_path: Path) -> None:
     assert str(failure.value).startswith("cannot connect to the Cloud Controller database at "
                                          "127.0.0.1:1/ccdb: ")
     assert "hunter2" not in str(failure.value)
+
+
+def test_tables_filter_limits_the_rewrite(postgres_dsn: str, tmp_path: Path) -> None:
+    seed(postgres_dsn, era="current", apps=3, hosts=["10.0.0.5"], keys=SEED_KEYS)
+    before = snapshot(postgres_dsn)
+    h = Harness(tmp_path, postgres_dsn)
+    result = h.run(tables=["service_brokers"])
+    assert result.outputs["columns"] == {"service_brokers.broker_url": 1}
+    after = snapshot(postgres_dsn)
+    assert {t for t in before if before[t] != after[t]} == {"service_brokers"}
+    with pytest.raises(StepFailed, match=r"no Cloud Controller tables with encrypted or URL "
+                                         r"columns found at .* \(tables filter: nope\); is this "
+                                         "the CC database\\?"):
+        h.run(tables=["nope"])
+
+
+def test_lab_database_round_trip(postgres_server: Any, tmp_path: Path) -> None:
+    from runbook.lab.ccdb_seed import CcdbLab
+
+    with CcdbLab(apps=5, hosts=["10.0.0.5"], server=postgres_server, name="ccdb_lab_t") as lab:
+        step = RewriteHosts()
+        ctx = make_context(tmp_path, targets={"lab": {"ccdb": lab.profile()}},
+                           environ=lab.environ())
+        params = make_params(RewriteHosts, {"target": "lab", "hosts": {"10.0.0.5": "10.1.0.5"}})
+        result = step.apply(ctx, params, step.plan(params, step.observe(ctx, params)))
+        assert result.outputs["changed"] > 0
+        assert step.verify(ctx, params, result) is True
