@@ -41,7 +41,8 @@ class DeployParams(BoshParams):
     vars: dict[str, Any] = param(factory=dict, doc="variables set here (override the file)")
     templates: str | None = param(None, doc="manifest templates folder (default: manifests/)")
     source: TargetRef | None = param(None, doc="profile of the foundation to diff against")
-    update_cloud_config: bool = param(True, doc="also set the director's cloud config")
+    update_cloud_config: bool = param(True, doc="also replace the director's default cloud "
+                                      "config (meant for the new stack's own director)")
     command_timeout: Duration = param(Duration(4 * 3600), doc="kill one bosh command after this")
 
 

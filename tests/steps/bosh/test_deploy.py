@@ -146,3 +146,36 @@ def test_outputs_and_record_hold_no_secret(director, make_ctx) -> None:
     assert director.secret not in blob
     logs = "".join(f.read_text() for f in ctx.log_dir.iterdir())
     assert "deploy" in logs and director.secret not in logs
+
+
+def test_revert_restores_the_cloud_config_it_replaced(director, make_ctx) -> None:
+    with director.sim.edit() as state:
+        state["cloud_config"] = "azs: [{name: z1}]\n"
+    ctx = make_ctx(dest=director)
+    p = params(director)
+    step = DeployManifest()
+    result = step.apply(ctx, p, step.plan(p, step.observe(ctx, p)))
+    assert "nova-a" in director.sim.state()["cloud_config"]
+    assert [a.description for a in step.revert_plan(p, result.record).actions] == [
+        "bosh -d cf delete-deployment", "bosh update-cloud-config (the previous one)"]
+    step.revert(ctx, p, result.record)
+    assert director.sim.state()["cloud_config"] == "azs: [{name: z1}]\n"
+    assert director.sim.state()["deployments"] == {}
+
+
+def test_a_hanging_bosh_command_is_killed_at_the_command_timeout(director, make_ctx) -> None:
+    from runbook.api import StepTimedOut
+    from steps.bosh.step import StopInstances
+
+    director.seed()
+    with director.sim.edit() as state:
+        state["director"]["task_seconds"] = 30
+    ctx = make_ctx(dest=director)
+    p = make_params(StopInstances, {"target": "dest", "instance_groups": ["cc_db"],
+                                    "resurrection": "untouched", "command_timeout": "1s"},
+                    environ=director.environ)
+    step = StopInstances()
+    plan = step.plan(p, step.observe(ctx, p))
+    with pytest.raises(StepTimedOut, match="ran past its timeout of 1s and was killed"):
+        step.apply(ctx, p, plan)
+    assert ctx.checkpoints[-1]["items"][0]["group"] == "cc_db"  # revert knows what to undo
