@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from runbook.duration import format_duration
 from runbook.engine.forecast import hms
@@ -96,7 +97,7 @@ class LiveView(Printer):
                  now: Callable[[], datetime] | None = None, refresh: float = 1.0) -> None:
         super().__init__(stream)
         self.runbook = runbook
-        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.now = now or (lambda: datetime.now(UTC))
         self.states: dict[str, str] = {}
         self.started: dict[str, float] = {}
         self.took: dict[str, float] = {}

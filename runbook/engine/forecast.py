@@ -28,7 +28,7 @@ DONE = ("succeeded", "skipped")
 
 def hms(seconds: float) -> str:
     """Exact short form for arithmetic people re-add by hand: 1h05m, 4m30s, 12s."""
-    total = int(round(abs(seconds)))
+    total = round(abs(seconds))
     sign = "-" if seconds < 0 and total else ""
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
@@ -133,13 +133,13 @@ class Forecast:
         verdict = (f"fits with {hms(self.margin)} to spare" if self.fits
                    else f"DOES NOT FIT: {hms(-self.margin)} short")
         return [
-            f"forecast {self.at}, at "
-            f"{self.now.astimezone(self.window_end.tzinfo).isoformat(timespec='seconds')}:",
+            (f"forecast {self.at}, at "
+            f"{self.now.astimezone(self.window_end.tzinfo).isoformat(timespec='seconds')}:"),
             f"  remaining critical path  {hms(self.remaining):>9}  {chain}",
             f"+ rollback of every step   {hms(self.rollback):>9}",
             f"= needed                   {hms(self.needed):>9}",
-            f"  window left              {hms(self.left):>9}  (until "
-            f"{self.window_end.isoformat(timespec='seconds')})",
+            (f"  window left              {hms(self.left):>9}  (until "
+            f"{self.window_end.isoformat(timespec='seconds')})"),
             f"- rollback reserve         {hms(self.reserve):>9}",
             f"= usable                   {hms(self.usable):>9}",
             f"  {verdict}",

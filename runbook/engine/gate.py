@@ -37,7 +37,7 @@ FORECAST_EVERY = 30.0
 def who() -> str:
     try:
         user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
+    except (KeyError, OSError):  # no passwd entry in some containers
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
 

@@ -68,8 +68,8 @@ def compare_text(report: dict[str, Any], others: list[dict[str, Any]]) -> str:
         for line, field in ((total, "seconds"), (down, "downtime_seconds")):
             a, b = report[field], o[field]
             line += [dur(b), signed(a - b) if a is not None and b is not None else "-"]
-    lines = [f"compared with {', '.join(_label(o) for o in others)} "
-             f"(regression: over {REGRESSION * 100:.0f}% slower):"]
+    lines = [(f"compared with {', '.join(_label(o) for o in others)} "
+             f"(regression: over {REGRESSION * 100:.0f}% slower):")]
     lines += ["  " + line for line in table(header, rows + [total, down])]
     if data["regressions"]:
         lines.append(f"  {len(data['regressions'])} regression"

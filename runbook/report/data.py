@@ -10,11 +10,19 @@ from typing import Any
 
 from runbook.engine.forecast import waves
 from runbook.engine.plan import critical_path, topological
+from runbook.errors import RunbookError
 from runbook.loader.validate import parse_runbook
 from runbook.model import Runbook, StepSpec
 from runbook.registry import Registry
 from runbook.report.timing import (
-    RunEvents, StepEvents, active_seconds, read_events, span, ts, window_use, windows_of,
+    RunEvents,
+    StepEvents,
+    active_seconds,
+    read_events,
+    span,
+    ts,
+    window_use,
+    windows_of,
 )
 from runbook.store.base import StepRow, Store
 
@@ -24,7 +32,7 @@ REPORT_VERSION = 2
 def _runbook(text: str, path: str, registry: Registry | None) -> Runbook | None:
     try:
         return parse_runbook(text, path, registry=registry)
-    except Exception:  # a report of an old run must not fail on a since-invalid runbook
+    except RunbookError:  # a report of an old run must not fail on a since-invalid runbook
         return None
 
 

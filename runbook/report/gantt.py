@@ -146,8 +146,8 @@ def _windows(report: dict[str, Any], x: Any, lo: datetime, hi: datetime,
 def _axis(lo: datetime, total: float, x: Any, bottom: float, tz: tzinfo | None) -> list[str]:
     step = next((t for t in TICKS if total / t <= 10), TICKS[-1])
     first = lo.timestamp() // step * step + step
-    parts = [f'<line x1="{LABEL_W}" y1="{bottom}" x2="{LABEL_W + BAR_W}" y2="{bottom}" '
-             f'stroke="#424242"/>']
+    parts = [(f'<line x1="{LABEL_W}" y1="{bottom}" x2="{LABEL_W + BAR_W}" y2="{bottom}" '
+             f'stroke="#424242"/>')]
     t = first
     fmt = "%H:%M:%S" if step < 60 else "%H:%M"
     while t <= lo.timestamp() + total:

@@ -86,8 +86,8 @@ def html(report: dict[str, Any], compare_reports: list[dict[str, Any]] | None = 
     lines = summary(report)
     parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>Run {escape(report['run_id'])}</title><style>{CSS}</style></head><body>",
-             f"<h1>Run {escape(report['run_id'])} <span class=\"kind {kind}\">"
-             f"{'REHEARSAL' if kind == 'rehearsal' else 'REAL RUN'}</span></h1>",
+             (f"<h1>Run {escape(report['run_id'])} <span class=\"kind {kind}\">"
+             f"{'REHEARSAL' if kind == 'rehearsal' else 'REAL RUN'}</span></h1>"),
              "<ul class=\"summary\">" + "".join(f"<li>{escape(line)}</li>" for line in lines)
              + "</ul>",
              "<h2>Timeline</h2>", gantt(report),

@@ -28,8 +28,8 @@ def summary(report: dict[str, Any]) -> list[str]:
     kind = "REHEARSAL" if report.get("rehearsal") else "real run"
     lines = [f"run {report['run_id']} ({kind}) of {report['runbook']}: {report['state']}",
              f"started {report['started_at'] or '-'}, finished {report['finished_at'] or '-'}",
-             f"duration {dur(report['seconds'])} (engine active {dur(report['active_seconds'])}"
-             f", resumed {report['resumes']} time{'s' if report['resumes'] != 1 else ''})",
+             (f"duration {dur(report['seconds'])} (engine active {dur(report['active_seconds'])}"
+             f", resumed {report['resumes']} time{'s' if report['resumes'] != 1 else ''})"),
              f"downtime {dur(report['downtime']['seconds'])}"
              + (f" ({report['downtime']['started_at']} .. {report['downtime']['finished_at']})"
                 if report["downtime"]["started_at"] else "")]
@@ -81,14 +81,14 @@ def sections(report: dict[str, Any]) -> list[Section]:
             what = (f"FORCED by {forced['by']} at {forced['at']}: {forced['reason']}"
                     if forced else d["verdict"])
             decisions.append([d["at"], f"go/no-go {f.get('at', d.get('step'))}",
-                              f"needs {dur(f.get('needed'))} = path {dur(f.get('remaining'))} "
+                              (f"needs {dur(f.get('needed'))} = path {dur(f.get('remaining'))} "
                               f"+ rollback {dur(f.get('rollback'))}; usable "
                               f"{dur(f.get('usable'))} = left {dur(f.get('left'))} - reserve "
-                              f"{dur(f.get('reserve'))}", what])
+                              f"{dur(f.get('reserve'))}"), what])
         elif d["kind"] == "overrun":
             decisions.append([d["at"], f"overrun of {', '.join(d['steps'])}",
-                              f"rollback {dur(d['rollback'])} would end {dur(d['late'])} after "
-                              f"{d['window_end']}", d["action"]])
+                              (f"rollback {dur(d['rollback'])} would end {dur(d['late'])} after "
+                              f"{d['window_end']}"), d["action"]])
         else:
             decisions.append([d["at"], f"approval deadline of '{d['step']}'",
                               f"deadline {d['deadline']}", d["verdict"]])
@@ -102,8 +102,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
     if rb["started_at"] or rb["reverted"]:
         out.append(("Rollback", ["step", "revert took", "reverted at"],
                     [[r["key"], dur(r["seconds"]), str(r["reverted_at"])] for r in rb["reverted"]],
-                    [f"rollback {rb['started_at']} .. {rb['finished_at'] or '-'} "
-                     f"({dur(rb['seconds'])})"]
+                    [(f"rollback {rb['started_at']} .. {rb['finished_at'] or '-'} "
+                     f"({dur(rb['seconds'])})")]
                     + [f"not undone: {n['key']} ({n['why']})" for n in rb["not_undone"]]))
     return out
 

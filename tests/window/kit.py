@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,6 @@ from runbook.loader.validate import parse_runbook
 from runbook.model import Runbook
 from runbook.registry import Registry
 from runbook.store.base import Store, open_store
-
-UTC = timezone.utc
 
 #: set by a test when a step that holds may finish (see Timed.hold)
 RELEASE = threading.Event()

@@ -184,9 +184,9 @@ steps:
     assert [str(p) for p in check_deadlines(rb)] == [
         "move.yml:7:15: step 'a': deadline: only 'approve' steps can carry a deadline",
         "move.yml:11:15: step 'b': deadline: unknown key 'extra' (use 'before' and 'minus')",
-        "move.yml:11:15: step 'b': deadline: 'before' must be one of window_start, "
-        "window_end, point_of_no_return, got 'lunch'",
-        "move.yml:11:15: step 'b': deadline: 'minus' must be a duration like '30s', '10m' or "
-        "'1h30m', got 'soon'",
+        ("move.yml:11:15: step 'b': deadline: 'before' must be one of window_start, "
+        "window_end, point_of_no_return, got 'lunch'"),
+        ("move.yml:11:15: step 'b': deadline: 'minus' must be a duration like '30s', '10m' or "
+        "'1h30m', got 'soon'"),
         "move.yml:15:15: step 'c': deadline: no step is marked point_of_no_return",
     ]

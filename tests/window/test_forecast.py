@@ -7,7 +7,13 @@ from datetime import timedelta
 import pytest
 
 from runbook.engine.forecast import (
-    Inputs, expected_times, forecast, hms, latest_start, p90, waves,
+    Inputs,
+    expected_times,
+    forecast,
+    hms,
+    latest_start,
+    p90,
+    waves,
 )
 from tests.window.kit import at, runbook
 
@@ -114,8 +120,8 @@ def test_the_arithmetic_lines_add_up() -> None:
                  "before the first downtime step 'freeze'")
     assert f.lines() == [
         "forecast before the first downtime step 'freeze', at 2026-11-28T22:00:00+01:00:",
-        "  remaining critical path        39m  freeze 5m (estimate) -> dump 30m (estimate) "
-        "-> switch 4m (estimate)",
+        ("  remaining critical path        39m  freeze 5m (estimate) -> dump 30m (estimate) "
+        "-> switch 4m (estimate)"),
         "+ rollback of every step       2h25m",
         "= needed                       3h04m",
         "  window left                  3h00m  (until 2026-11-29T01:00:00+01:00)",
