@@ -114,25 +114,31 @@ def _ask(prompt: str) -> bool:
 
 
 def _execute(args: argparse.Namespace, kind: str) -> int:
-    from runbook.engine.runner import Options
-
     targets = _targets_file(args.targets)
     if kind == "rehearsal" and targets is None:
-        targets = _lab_targets()
+        from runbook.cli.lab import rehearsal_lab
+
+        _load(args.file)  # an invalid runbook fails (exit 2) before a lab is started
+        # The lab lives exactly as long as the rehearsal (or is the one `lab up` started).
+        with rehearsal_lab() as lab_targets:
+            return _execute_with(args, kind, lab_targets)
+    return _execute_with(args, kind, targets)
+
+
+def _execute_with(args: argparse.Namespace, kind: str, targets: dict[str, Any] | None) -> int:
+    from runbook.engine.runner import Options
+
     runbook = _load(args.file, targets)
     store = _store(args)
     engine = _engine(args, runbook, store)
     run_id = engine.start(Options(kind=kind, force_reason=args.force), run_id=args.run_id)
     print(f"run id: {run_id}", flush=True)
-    return _drive(engine, lambda: engine.execute())
+    code = _drive(engine, lambda: engine.execute())
+    if kind == "rehearsal":
+        from runbook.cli.lab import rehearsal_epilogue
 
-
-def _lab_targets() -> dict[str, Any] | None:
-    try:
-        from runbook.lab.stage import lab_targets  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return lab_targets()  # type: ignore[no-any-return]
+        rehearsal_epilogue(store, run_id, _run_root(args))
+    return code
 
 
 def _drive(engine: Any, go: Any) -> int:
@@ -352,3 +358,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from runbook.cli.lab import cmd_lab as lab
+
+    return lab(args)

@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     ul.add_argument("name")
 
     sub.add_parser("steps", help="the step catalogue: types and their parameters")
+
+    from runbook.cli.lab import add_parser as add_lab_parser
+
+    add_lab_parser(sub)
     return p
 
 
