@@ -32,6 +32,7 @@ class Printer:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self._marks_shown: set[int] = set()
+        self._counting = False
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         line = self.line(event, data)
@@ -84,8 +85,9 @@ class Printer:
     def _countdown(self, d: dict[str, Any]) -> str | None:
         minutes = int(float(d.get("seconds") or 0) // 60) + 1
         due = [m for m in COUNTDOWN_MARKS if minutes <= m and m not in self._marks_shown]
-        if self._marks_shown and not due:
+        if self._counting and not due:
             return None
+        self._counting = True  # the first notice always shows: it says what is awaited
         self._marks_shown.update(m for m in COUNTDOWN_MARKS if minutes <= m)
         return f"⏳ {d.get('message')}"
 
