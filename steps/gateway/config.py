@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,15 +146,7 @@ def reload(run: Runner, gw: FileGateway) -> None:
                              f"{_tail(done.stderr)}; is nginx running with {gw.config}?")
         return
     if gw.master_socket:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(10)
-                sock.connect(gw.master_socket)
-                sock.sendall(b"reload\n")
-        except OSError as exc:
-            raise StepFailed(f"cannot reach the HAProxy master socket {gw.master_socket} "
-                             f"({exc.strerror or exc}); is HAProxy running with -W -S?"
-                             ) from None
+        _reload_master(gw.master_socket)
         return
     if gw.pid_file:
         try:
@@ -165,6 +158,56 @@ def reload(run: Runner, gw: FileGateway) -> None:
         return
     raise StepFailed("no way to reload HAProxy: give master_socket, pid_file or "
                      "reload_command in the target's gateway entry")
+
+
+def _reload_master(path: str, wait: float = 15.0) -> None:
+    """``reload`` on the master CLI, then wait for the master to count it.
+
+    ``show proc`` prints ``<pid> master <reloads> [failed: <n>] ...``; the master is away
+    for a moment while it re-executes, and ``failed`` is non-zero when the new
+    configuration was refused (the old worker then keeps serving).
+    """
+    try:
+        before, _ = _master_counters(path)
+        _master_command(path, "reload")
+    except OSError as exc:
+        raise StepFailed(f"cannot reach the HAProxy master socket {path} "
+                         f"({exc.strerror or exc}); is HAProxy running with -W -S?") from None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            reloads, failed = _master_counters(path)
+        except OSError:
+            time.sleep(0.05)  # re-executing
+            continue
+        if reloads > before:
+            if failed:
+                raise StepFailed("HAProxy refused the new configuration on reload and keeps "
+                                 "its old worker; check its log")
+            return
+        time.sleep(0.05)
+    raise StepFailed(f"HAProxy did not confirm the reload within {wait:.0f}s; check "
+                     "'show proc' on its master socket")
+
+
+def _master_counters(path: str) -> tuple[int, int]:
+    text = _master_command(path, "show proc")
+    match = re.search(r"^\d+\s+master\s+(\d+)\s+\[failed:\s*(\d+)\]", text, re.MULTILINE)
+    if match is None:
+        raise OSError(f"unexpected 'show proc' answer: {text[:80]!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _master_command(path: str, command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        sock.shutdown(socket.SHUT_WR)  # the master answers, then closes
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def _find_include(text: str, base: Path, wanted: Path) -> tuple[int, int] | None:

@@ -191,3 +191,25 @@ def test_nginx_main_config_must_include_the_upstream_file(
             f"{gw.config} does not include {other} directly; add 'include {other};' where the "
             "upstream belongs, so a new upstream can be checked before it is installed")
         assert not other.exists()
+
+
+def test_haproxy_reload_that_the_master_refuses_is_reported(
+        tmp_path: Path, routers: tuple[StandInRouter, ...]) -> None:
+    try:
+        gw = HAProxyGateway([routers[0].address])
+    except ServerUnavailable as exc:
+        missing(str(exc))
+    with gw:
+        from steps.gateway import config
+
+        target = gw.target()
+        live = config.FileGateway(kind="haproxy", config=target["config"],
+                                  upstream_file=target["upstream_file"],
+                                  binary=target["binary"], master_socket=target["master_socket"])
+        # Written behind the step's back, so nothing checked it before the reload.
+        gw.upstream_file.write_text("backend cf_routers\n    no_such_keyword 1\n")
+        ctx = make_context(tmp_path)
+        with pytest.raises(StepFailed, match="HAProxy refused the new configuration on reload "
+                                             "and keeps its old worker; check its log"):
+            config.reload(lambda argv: ctx.run(argv), live)
+        assert _get(gw.url).strip() == "router=old"
