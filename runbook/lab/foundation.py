@@ -33,7 +33,9 @@ NEW_WILDCARD = "10.1.16.60"
 NEW_NS = "10.1.16.2"
 ROUTES = 150  # app routes, two instances each: "several hundred live apps" in the table
 APPS = 300  # apps in the Cloud Controller DB
-ROUTER_GROUP = "router"
+# A side's apps are routable while these groups run: its routers, and (new stack) the
+# health manager that restarts every app once the Cloud Controller is back (seeds/000).
+ROUTABLE_WHEN = {"source": ("router",), "destination": ("router", "hm9000")}
 DISKS = {"cc_db": 24, "uaa_db": 8, "nfs_server": 40}  # files per persistent disk
 
 
@@ -61,7 +63,8 @@ def fill_disks(root: Path) -> list[dict[str, str]]:
 
 
 class RouteFollower:
-    """Publishes each side's routes while its ``router`` group runs in its director."""
+    """Publishes each side's routes while its director runs the groups that make its apps
+    routable (:data:`ROUTABLE_WHEN`)."""
 
     def __init__(self, sides: dict[str, tuple[Any, Any, Any, list[Any]]],
                  deployment: str = "cf", interval: float = 0.2) -> None:
@@ -73,17 +76,21 @@ class RouteFollower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="lab-routes")
 
-    def routers_running(self, sim: Any) -> bool:
+    def routable(self, side: str, sim: Any) -> bool:
         try:
             dep = sim.state()["deployments"].get(self.deployment)
         except (OSError, ValueError):  # the simulator is replacing its file right now
-            return False
-        group = [i for i in (dep or {}).get("instances", []) if i["group"] == ROUTER_GROUP]
-        return bool(group) and all(i["state"] == "started" and i["vm_cid"] for i in group)
+            return self.live[side]
+        instances = (dep or {}).get("instances", [])
+        for name in ROUTABLE_WHEN.get(side, ("router",)):
+            group = [i for i in instances if i["group"] == name]
+            if not group or not all(i["state"] == "started" and i["vm_cid"] for i in group):
+                return False
+        return True
 
     def sync(self) -> None:
         for side, (sim, router, emitter, regs) in self.sides.items():
-            running = self.routers_running(sim)
+            running = self.routable(side, sim)
             if running == self.live[side]:
                 continue
             # A starting router announces everything; a stopping one stops announcing and
