@@ -83,6 +83,7 @@ class OpenStackFake:
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.add_default_security_group(self.project_id)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -141,6 +142,18 @@ class OpenStackFake:
         """Create a resource directly, e.g. a provider network owned by another project."""
         with self.lock:
             return _CREATE[collection](self, attrs)
+
+    def add_default_security_group(self, project_id: str) -> Json:
+        """Neutron gives every project a group named ``default``: egress to anywhere and
+        ingress from members of the same group, for IPv4 and IPv6."""
+        with self.lock:
+            group = _security_group(self, {"name": "default", "project_id": project_id,
+                                           "description": "Default security group"})
+            for ethertype in ("IPv4", "IPv6"):
+                _rule(self, {"security_group_id": group["id"], "project_id": project_id,
+                             "direction": "ingress", "ethertype": ethertype,
+                             "remote_group_id": group["id"]})
+            return group
 
     def find(self, collection: str, **match: Any) -> list[Json]:
         with self.lock:

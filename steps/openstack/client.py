@@ -36,6 +36,9 @@ RULE_KEYS = ("id", "direction", "ethertype", "protocol", "port_range_min", "port
              "remote_ip_prefix", "remote_group_id", "description")
 IMAGE_KEYS = ("id", "name", "status", "size", "checksum", "os_hash_algo", "os_hash_value",
               "disk_format", "container_format")
+# Ports that join a subnet to a router: plain, distributed (DVR) and HA routers.
+ROUTER_PORT_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                      "network:ha_router_replicated_interface")
 VOLUME_KEYS = ("id", "name", "status", "size", "volume_type", "availability_zone",
                "bootable")
 
@@ -127,29 +130,39 @@ class SdkCloud:
         self.project_id: str = conn.current_project_id
 
     def network_state(self) -> dict[str, list[Item]]:
-        """Networks, subnets, routers (with the subnets they are attached to) and
-        security groups (with rules) visible to the project, as plain data."""
+        """The project's networks (plus the external and shared networks it may refer
+        to), subnets, routers (with the subnets they are attached to) and security groups
+        (with rules), as plain data.
+
+        Everything is filtered by project: with an admin account Neutron lists every
+        project's resources, and every project has a security group named ``default``.
+        """
         net = self.conn.network
+        mine = {"project_id": self.project_id}
         with guard(self.name, "list network resources"):
-            networks = [_plain(n, NETWORK_KEYS) for n in net.networks()]
-            subnets = [_plain(s, SUBNET_KEYS) for s in net.subnets()]
+            networks: dict[str, Item] = {}
+            for query in (mine, {"is_router_external": True}, {"is_shared": True}):
+                networks.update({n.id: _plain(n, NETWORK_KEYS) for n in net.networks(**query)})
+            subnets = [_plain(s, SUBNET_KEYS) for s in net.subnets(**mine)]
+            attached: dict[str, list[str]] = {}
+            for owner in ROUTER_PORT_OWNERS:
+                for port in net.ports(device_owner=owner, **mine):
+                    attached.setdefault(port.device_id, []).extend(
+                        ip["subnet_id"] for ip in port.fixed_ips or [])
             routers = []
-            for r in net.routers():
+            for r in net.routers(**mine):
                 item = _plain(r, ("id", "name", "project_id", "description", "admin_state_up"))
-                gateway = r.external_gateway_info or {}
-                item["external_network_id"] = gateway.get("network_id")
-                ports = net.ports(device_id=r.id, device_owner="network:router_interface")
-                item["interface_subnet_ids"] = sorted(
-                    ip["subnet_id"] for p in ports for ip in p.fixed_ips or [])
+                item["external_network_id"] = (r.external_gateway_info or {}).get("network_id")
+                item["interface_subnet_ids"] = sorted(set(attached.get(r.id, [])))
                 routers.append(item)
             groups = []
-            for g in net.security_groups():
+            for g in net.security_groups(**mine):
                 item = _plain(g, ("id", "name", "project_id", "description"))
                 item["rules"] = [{k: rule.get(k) for k in RULE_KEYS}
                                  for rule in g.security_group_rules or []]
                 groups.append(item)
-        return {"networks": networks, "subnets": subnets, "routers": routers,
-                "security_groups": groups}
+        return {"networks": sorted(networks.values(), key=lambda n: str(n["name"])),
+                "subnets": subnets, "routers": routers, "security_groups": groups}
 
     def create(self, kind: str, attrs: Item) -> str:
         net = self.conn.network

@@ -91,3 +91,12 @@ def test_clouds_yaml_holds_a_working_profile(tmp_path: Any) -> None:
         auth = json.loads(text)["clouds"]["lab"]["auth"]
         assert auth["auth_url"] == f"{cloud.url}/identity/v3"
         assert (auth["username"], auth["password"]) == ("u", "p4ssw0rd")
+
+
+def test_every_project_has_a_default_security_group(clouds: Any) -> None:
+    net = clouds.sdk(clouds.dst).network
+    (group,) = [g for g in net.security_groups() if g.name == "default"]
+    assert sorted((r["direction"], r["ethertype"], r["remote_group_id"])
+                  for r in group.security_group_rules) == [
+        ("egress", "IPv4", None), ("egress", "IPv6", None),
+        ("ingress", "IPv4", group.id), ("ingress", "IPv6", group.id)]

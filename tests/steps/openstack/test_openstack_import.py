@@ -71,7 +71,8 @@ def test_import_creates_everything_then_is_unchanged_and_revert_removes_it(
         "create network 'cf'", "create subnet 'cf-z1' in network 'cf' (10.0.16.0/24)",
         "create subnet 'cf-z2' in network 'cf' (10.0.32.0/24)"]
     assert plan.actions[-1].description == "attach subnet 'cf-z2' to router 'cf-router'"
-    assert result.outputs["created"] == 6 and result.outputs["unchanged"] == 0
+    # Both projects have Neutron's own "default" group: it matches and stays untouched.
+    assert (result.outputs["created"], result.outputs["unchanged"]) == (6, 1)
     router = clouds.dst.find("routers", name="cf-router")[0]
     public = clouds.dst.find("networks", name="public")[0]
     assert router["external_gateway_info"]["network_id"] == public["id"]
@@ -84,7 +85,7 @@ def test_import_creates_everything_then_is_unchanged_and_revert_removes_it(
 
     again = step.plan(params, step.observe(ctx, params))
     assert again.mutation == "unchanged"
-    assert again.reason == f"all 6 selected resources already match {path}"
+    assert again.reason == f"all 7 selected resources already match {path}"
 
     step.revert(ctx, params, result.record)
     assert counts(clouds.dst) == before
@@ -106,7 +107,7 @@ def test_existing_equal_resources_are_unchanged_and_survive_revert(
     assert web_row == {"kind": "security group", "name": "cf-web", "id": web.id,
                        "result": "unchanged"}
     step.revert(ctx, params, result.record)
-    assert [g["id"] for g in clouds.dst.find("security-groups")] == [web.id]
+    assert [g["name"] for g in clouds.dst.find("security-groups")] == ["default", "cf-web"]
     assert len(clouds.dst.find("security-group-rules", security_group_id=web.id)) == 3
 
 
@@ -148,9 +149,19 @@ def test_name_filters_select_what_is_imported(clouds: Any, layout: Any) -> None:
     step, ctx = ImportResources(), clouds.context()
     params = import_params(path, kinds=["security_groups"], exclude=["*-bosh"])
     _plan, result = run(step, ctx, params)
-    assert [g["name"] for g in clouds.dst.find("security-groups")] == ["cf-web"]
+    assert [g["name"] for g in clouds.dst.find("security-groups")] == ["default", "cf-web"]
     assert result.outputs["created"] == 1
     assert clouds.dst.find("networks", name="cf") == []
+
+
+def test_same_names_in_other_projects_are_not_matched(clouds: Any, layout: Any) -> None:
+    # An admin account sees every project's resources; matching stays within the project.
+    clouds.dst.add("networks", name="cf", project_id="someone-else")
+    clouds.dst.add("security-groups", name="cf-web", project_id="someone-else")
+    path = export(clouds)
+    _, result = run(ImportResources(), clouds.context(), import_params(path))
+    assert (result.outputs["created"], result.outputs["unchanged"]) == (6, 1)
+    assert len(clouds.dst.find("networks", name="cf", project_id=clouds.dst.project_id)) == 1
 
 
 def test_a_failure_midway_leaves_a_record_that_revert_undoes(
