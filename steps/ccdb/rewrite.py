@@ -145,8 +145,9 @@ def apply(config: Config, checkpoint: Callable[[dict[str, Any]], None],
           on_batch: Callable[[], None], log: logging.Logger) -> dict[str, Any]:
     """Rewrite in batches, each batch one transaction with its before-image."""
     reader, discovered = _open(config)
-    writer = db.connect(config.dsn)
+    writer: Any = None
     try:
+        writer = db.connect(config.dsn)
         _check(config, discovered)
         preflight = Scan()
         probe = Worker(config.work)
@@ -169,7 +170,8 @@ def apply(config: Config, checkpoint: Callable[[dict[str, Any]], None],
                 for outcome in processor.map(spec, db.stream(reader, spec, config.batch_size)):
                     if outcome.errors:
                         done.add(spec, outcome)
-                        restored = db.restore(writer, config.run_key, discovered)
+                        # every table: an earlier attempt may have used another filter
+                        restored = db.restore(writer, config.run_key, db.discover(writer, None))
                         log.warning("restored %d value(s) after a value failed to decrypt",
                                     sum(restored.values()))
                         raise RewriteError(done.error_sentence())
@@ -183,7 +185,8 @@ def apply(config: Config, checkpoint: Callable[[dict[str, Any]], None],
         raise RewriteError(str(exc)) from None
     finally:
         reader.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 def verify(config: Config, log: logging.Logger) -> bool:
