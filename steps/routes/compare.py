@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from steps.routes.model import Endpoint, Table
+from steps.routes.model import ADDRESS, APP, Rows, gc_paused
 
 RouteId = tuple[str, str]  # (uri, route service URL or "")
 
@@ -142,52 +142,52 @@ def rename_domains(uri: str, domain_map: dict[str, str]) -> str:
     return uri
 
 
-def _group(table: Table, domain_map: dict[str, str]) -> dict[RouteId, list[Endpoint]]:
-    grouped: dict[RouteId, list[Endpoint]] = {}
-    for uri, endpoints in table.items():
-        if domain_map:
-            uri = rename_domains(uri, domain_map)
-        for e in endpoints.values():
-            key = (uri, e.route_service_url)
-            bucket = grouped.get(key)
-            if bucket is None:
-                grouped[key] = [e]
-            else:
-                bucket.append(e)
-    return grouped
+def _renamed(rows: Rows, domain_map: dict[str, str]) -> Rows:
+    if not domain_map:
+        return rows
+    renamed: Rows = {}
+    for (uri, rs), endpoints in rows.items():
+        renamed.setdefault((rename_domains(uri, domain_map), rs), []).extend(endpoints)
+    return renamed
 
 
-def _route_dict(key: RouteId, endpoints: list[Endpoint]) -> dict[str, Any]:
+def _route_dict(key: RouteId, endpoints: list[list[Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"route": key[0], "endpoints": len(endpoints)}
     if key[1]:
         out["route_service_url"] = key[1]
-    apps = sorted({e.app for e in endpoints if e.app})
+    apps = sorted({e[APP] for e in endpoints if e[APP]})
     if apps:
         out["apps"] = apps
     return out
 
 
-def compare_tables(old: Table, new: Table, *, address_map: AddressMap | None = None,
+def compare_tables(old: Rows, new: Rows, *, address_map: AddressMap | None = None,
                    domain_map: dict[str, str] | None = None,
                    ignore: list[str] | None = None) -> Diff:
-    """``domain_map`` renames old route hosts (``old.example`` -> ``new.example``) first."""
-    old_routes, new_routes = _group(old, domain_map or {}), _group(new, {})
-    skip = ignore_matcher(ignore or [])
-    mapper = address_map if address_map else None
-    diff = Diff(endpoints_new=sum(len(v) for v in new_routes.values()))
-    for key, old_eps in old_routes.items():
+    """Compare snapshot rows (:func:`~steps.routes.model.read_rows`); ``domain_map`` renames
+    old route hosts (``old.example`` -> ``new.example``) first."""
+    with gc_paused():
+        return _compare(_renamed(old, domain_map or {}), new, address_map or None,
+                        ignore_matcher(ignore or []))
+
+
+def _compare(old: Rows, new: Rows, mapper: AddressMap | None,
+             skip: re.Pattern[str] | None) -> Diff:
+    diff = Diff()
+    for key, old_eps in old.items():
         if skip is not None and skip.match(key[0]):
             diff.ignored += 1
             continue
         diff.routes_old += 1
         diff.endpoints_old += len(old_eps)
-        new_eps = new_routes.get(key)
+        new_eps = new.get(key)
         if new_eps is None:
             diff.missing.append(_route_dict(key, old_eps))
             diff.missing_endpoints += len(old_eps)
             continue
-        if len(new_eps) >= len(old_eps) and mapper is None and _apps_covered(old_eps, new_eps):
-            continue  # the common case, decided without building counters
+        if mapper is None and len(new_eps) == len(old_eps) and \
+                [e[APP] for e in old_eps] == [e[APP] for e in new_eps]:
+            continue  # the common case: rows are sorted by app, so equal apps line up
         lost = _lost_endpoints(old_eps, new_eps, mapper)
         if lost:
             diff.fewer.append({"route": key[0], **({"route_service_url": key[1]} if key[1]
@@ -195,11 +195,12 @@ def compare_tables(old: Table, new: Table, *, address_map: AddressMap | None = N
                                "old": len(old_eps), "new": len(new_eps),
                                "missing": sum(lost.values()), "by": dict(sorted(lost.items()))})
             diff.missing_endpoints += sum(lost.values())
-    for key, new_eps in new_routes.items():
+    for key, new_eps in new.items():
         if skip is not None and skip.match(key[0]):
             continue
         diff.routes_new += 1
-        if key not in old_routes:
+        diff.endpoints_new += len(new_eps)
+        if key not in old:
             diff.extra.append(_route_dict(key, new_eps))
     diff.missing.sort(key=lambda r: r["route"])
     diff.extra.sort(key=lambda r: r["route"])
@@ -207,22 +208,16 @@ def compare_tables(old: Table, new: Table, *, address_map: AddressMap | None = N
     return diff
 
 
-def _apps_covered(old_eps: list[Endpoint], new_eps: list[Endpoint]) -> bool:
-    if len(old_eps) == 1:
-        return not old_eps[0].app or any(e.app == old_eps[0].app for e in new_eps)
-    return _lost_endpoints(old_eps, new_eps, None) == {}
-
-
-def _lost_endpoints(old_eps: list[Endpoint], new_eps: list[Endpoint],
+def _lost_endpoints(old_eps: list[list[Any]], new_eps: list[list[Any]],
                     mapper: AddressMap | None) -> dict[str, int]:
     """Identity -> how many fewer endpoints the new table has for it."""
     expected: Counter[str] = Counter()
     mapped: set[str] = set()
     for e in old_eps:
-        if e.app:
-            expected["app:" + e.app] += 1
+        if e[APP]:
+            expected["app:" + e[APP]] += 1
             continue
-        target = mapper.translate(e.address) if mapper is not None else None
+        target = mapper.translate(e[ADDRESS]) if mapper is not None else None
         if target is not None:
             expected["address:" + target] += 1
             mapped.add(target)
@@ -230,10 +225,10 @@ def _lost_endpoints(old_eps: list[Endpoint], new_eps: list[Endpoint],
             expected["unknown"] += 1
     have: Counter[str] = Counter()
     for e in new_eps:
-        if e.app and "app:" + e.app in expected:
-            have["app:" + e.app] += 1
-        elif e.address in mapped:
-            have["address:" + e.address] += 1
+        if e[APP] and "app:" + e[APP] in expected:
+            have["app:" + e[APP]] += 1
+        elif e[ADDRESS] in mapped:
+            have["address:" + e[ADDRESS]] += 1
         else:
             # An endpoint the old side cannot name still proves the route has a backend.
             have["unknown"] += 1

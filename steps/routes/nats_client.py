@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.api import MissingDependency
-from steps.routes.model import Registration, Table, parse_registration
-
-# Above this many distinct payloads the decode cache stops growing: it only saves
-# parsing for re-registrations, it must not double a huge table's memory.
-_CACHE_LIMIT = 500_000
+from steps.routes.model import Table, gc_paused, parse_registration
 
 
 class NatsUnavailable(Exception):
@@ -47,60 +43,61 @@ class Capture:
     table: Table = field(default_factory=dict)
     registers: int = 0
     unregisters: int = 0
-    rejected: int = 0  # payloads gorouter would refuse too (no host/port, bad route service)
+    rejected: int = 0  # distinct payloads gorouter would refuse too (no host/port, ...)
     dropped: int = 0  # messages NATS dropped because this client fell behind
     routers: list[dict[str, Any]] = field(default_factory=list)  # router.greet answers
     interval: float = 0.0
     listened: float = 0.0
 
 
-class RouteRecorder:
-    """Applies registry messages to a table; the hot path of a capture, kept lean."""
+class EventLog:
+    """The hot path of a capture: remember the last event of each distinct payload.
 
-    def __init__(self, capture: Capture) -> None:
-        self.capture = capture
-        self._cache: dict[bytes, Registration | None] = {}
+    Publishers repeat identical payloads every interval, so keeping only the last event
+    per payload (with its sequence number) is cheap per message and bounded by the
+    table's size. Replaying those events in sequence order gives the same table as
+    applying every message in turn: an endpoint's final state is set by the last message
+    naming it, and that message is the last event of its own payload.
+    """
 
-    def _decode(self, data: bytes) -> Registration | None:
-        cache = self._cache
-        try:
-            return cache[data]
-        except KeyError:
-            registration = parse_registration(data)
-            if len(cache) < _CACHE_LIMIT:
-                cache[data] = registration
-            return registration
+    def __init__(self) -> None:
+        self.last: dict[bytes, int] = {}  # payload -> +seq (register) or -seq (unregister)
+        self.seq = 0
+        self.unregisters = 0
 
     def register(self, data: bytes) -> None:
-        registration = self._decode(data)
-        capture = self.capture
-        capture.registers += 1
-        if registration is None:
-            capture.rejected += 1
-            return
-        endpoint = registration.endpoint
-        table = capture.table
-        for uri in registration.uris:
-            endpoints = table.get(uri)
-            if endpoints is None:
-                table[uri] = {endpoint.address: endpoint}
-            else:
-                endpoints[endpoint.address] = endpoint
+        self.seq += 1
+        self.last[data] = self.seq
 
     def unregister(self, data: bytes) -> None:
-        registration = self._decode(data)
-        self.capture.unregisters += 1
-        if registration is None:
-            self.capture.rejected += 1
-            return
-        address = registration.endpoint.address
-        table = self.capture.table
-        for uri in registration.uris:
-            endpoints = table.get(uri)
-            if endpoints is not None:
-                endpoints.pop(address, None)
-                if not endpoints:
-                    del table[uri]
+        self.seq += 1
+        self.unregisters += 1
+        self.last[data] = -self.seq
+
+    def replay(self, capture: Capture) -> None:
+        """Apply the remembered events to ``capture.table`` in the order they arrived."""
+        capture.registers = self.seq - self.unregisters
+        capture.unregisters = self.unregisters
+        table = capture.table
+        with gc_paused():
+            for data, seq in sorted(self.last.items(), key=lambda item: abs(item[1])):
+                registration = parse_registration(data)
+                if registration is None:
+                    capture.rejected += 1
+                    continue
+                endpoint = registration.endpoint
+                for uri in registration.uris:
+                    endpoints = table.get(uri)
+                    if seq > 0:
+                        if endpoints is None:
+                            table[uri] = {endpoint.address: endpoint}
+                        else:
+                            endpoints[endpoint.address] = endpoint
+                    elif endpoints is not None:
+                        endpoints.pop(endpoint.address, None)
+                        if not endpoints:
+                            del table[uri]
+        self.last.clear()
 
 
 class NatsRouteSource:
@@ -154,13 +151,13 @@ class NatsRouteSource:
         errors: list[BaseException] = []
         nc = await self._connect(errors)
         capture = Capture()
-        recorder = RouteRecorder(capture)
+        events = EventLog()
         try:
             async def on_register(msg: Any) -> None:
-                recorder.register(msg.data)
+                events.register(msg.data)
 
             async def on_unregister(msg: Any) -> None:
-                recorder.unregister(msg.data)
+                events.unregister(msg.data)
 
             # Generous pending limits: a burst of registrations is buffered, not dropped.
             limits = {"pending_msgs_limit": 4_000_000, "pending_bytes_limit": 1 << 30}
@@ -191,6 +188,7 @@ class NatsRouteSource:
                 await nc.drain()
             except Exception:  # noqa: BLE001 - closing must not hide the capture's outcome
                 await nc.close()
+        events.replay(capture)
         return capture
 
 

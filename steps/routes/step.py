@@ -318,15 +318,15 @@ class CompareRoutes(Step[CompareRoutesParams]):
         import os
 
         from steps.routes.compare import AddressMap, Tolerances, compare_tables
-        from steps.routes.model import SnapshotError, read_snapshot
+        from steps.routes.model import SnapshotError, read_rows
 
         try:
             address_map = AddressMap(params.address_map)
         except ValueError as exc:
             raise StepFailed(str(exc)) from None
         try:
-            old, _ = read_snapshot(Path(params.old), params.old_sha256)
-            new, _ = read_snapshot(Path(params.new), params.new_sha256)
+            old, _ = read_rows(Path(params.old), params.old_sha256)
+            new, _ = read_rows(Path(params.new), params.new_sha256)
         except SnapshotError as exc:
             raise StepFailed(str(exc)) from None
         diff = compare_tables(old, new, address_map=address_map, domain_map=params.domain_map,

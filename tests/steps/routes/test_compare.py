@@ -12,15 +12,19 @@ import pytest
 from runbook.api import Action, StepFailed
 from runbook.testing import make_context, make_params
 from steps.routes.compare import AddressMap, Tolerances, compare_tables
-from steps.routes.model import Endpoint, Table, write_snapshot
+from steps.routes.model import Endpoint, Rows, Table, rows_from_table, write_snapshot
 from steps.routes.step import CompareRoutes
 
 
-def table(*routes: tuple[str, list[Endpoint]]) -> Table:
+def tbl(*routes: tuple[str, list[Endpoint]]) -> Table:
     return {uri: {e.address: e for e in eps} for uri, eps in routes}
 
 
-OLD = table(
+def table(*routes: tuple[str, list[Endpoint]]) -> Rows:
+    return rows_from_table(tbl(*routes))
+
+
+OLD_TABLE = tbl(
     ("a.example.com", [Endpoint("10.0.1.1:61001", "app-a"), Endpoint("10.0.1.2:61001", "app-a")]),
     ("b.example.com", [Endpoint("10.0.1.3:61001", "app-b")]),
     ("c.example.com", [Endpoint("10.0.1.4:61001", "app-c")]),
@@ -28,12 +32,13 @@ OLD = table(
     ("x.apps.internal", [Endpoint("10.0.1.9:8080", "app-x")]),
 )
 # Every address differs; b lost its route, a lost one of two instances, d is new.
-NEW = table(
+NEW_TABLE = tbl(
     ("a.example.com", [Endpoint("10.1.7.1:62000", "app-a")]),
     ("c.example.com", [Endpoint("10.1.7.4:62001", "app-c")]),
     ("api.sys.example.com", [Endpoint("10.1.0.5:9022")]),
     ("d.example.com", [Endpoint("10.1.7.8:62003", "app-d")]),
 )
+OLD, NEW = rows_from_table(OLD_TABLE), rows_from_table(NEW_TABLE)
 
 
 def test_diff_matches_by_route_and_app_not_by_address() -> None:
@@ -51,8 +56,8 @@ def test_diff_matches_by_route_and_app_not_by_address() -> None:
 
 def test_identical_tables_with_new_addresses_pass() -> None:
     moved = {uri: {f"10.9.{i}.1:1": e._replace(address=f"10.9.{i}.1:1")
-                   for i, e in enumerate(eps.values())} for uri, eps in OLD.items()}
-    diff = compare_tables(OLD, moved)
+                   for i, e in enumerate(eps.values())} for uri, eps in OLD_TABLE.items()}
+    diff = compare_tables(OLD, rows_from_table(moved))
     assert diff.violations(Tolerances()) == []
     assert not diff.missing and not diff.extra and not diff.fewer
 
@@ -117,8 +122,8 @@ def test_tolerances(tol: Tolerances, expected: list[str]) -> None:
 # --- the step --------------------------------------------------------------------------
 
 def snapshots(tmp_path: Path) -> tuple[str, str]:
-    write_snapshot(tmp_path / "old.json.gz", OLD, {})
-    write_snapshot(tmp_path / "new.json.gz", NEW, {})
+    write_snapshot(tmp_path / "old.json.gz", OLD_TABLE, {})
+    write_snapshot(tmp_path / "new.json.gz", NEW_TABLE, {})
     return str(tmp_path / "old.json.gz"), str(tmp_path / "new.json.gz")
 
 
