@@ -91,6 +91,8 @@ class Gate:
         self._running: dict[str, Inflight] = {}
         self._overrun_reported = False
         self._last_forecast: float | None = None
+        self._meta_cache: dict[str, Any] = {}
+        self._meta_of = ""
 
     # -- the two hooks the engine calls -------------------------------------------------
     def before_step(self, engine: Engine, spec: StepSpec) -> None:
@@ -356,18 +358,25 @@ class Gate:
         return "downtime_window" in self._meta(engine)
 
     def _meta(self, engine: Engine) -> dict[str, Any]:
-        return dict(engine.store.get_run(engine.run_id).meta)
+        # read once per run and kept: tick runs on every loop turn, and while the run is
+        # driven this gate is the only writer of the keys it reads
+        if self._meta_of != engine.run_id:
+            self._meta_cache = dict(engine.store.get_run(engine.run_id).meta)
+            self._meta_of = engine.run_id
+        return dict(self._meta_cache)
 
     def _set_meta(self, engine: Engine, **values: Any) -> None:
-        meta = self._meta(engine)
+        meta = dict(engine.store.get_run(engine.run_id).meta)  # fresh: others may write too
         meta.update(values)
         engine.store.update_run_meta(engine.run_id, meta)
+        self._meta_cache, self._meta_of = meta, engine.run_id
 
     def _record(self, engine: Engine, decision: dict[str, Any]) -> None:
         decision = dict(decision, at=engine.clock.now().isoformat())
-        meta = self._meta(engine)
-        meta["decisions"] = list(meta.get("decisions", [])) + [decision]
+        meta = dict(engine.store.get_run(engine.run_id).meta)
+        meta["decisions"] = [*meta.get("decisions", []), decision]
         engine.store.update_run_meta(engine.run_id, meta)
+        self._meta_cache, self._meta_of = meta, engine.run_id
         engine.store.add_event(engine.run_id, str(decision.get("step", "run")),
                                str(decision["kind"]), decision)
 
