@@ -77,16 +77,21 @@ class _Sources:
     nats_token: Any
 
 
+def _listed(value: Any) -> list[Any]:
+    """A profile may name one server as a string or several as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, Secret)) else list(value)
+
+
 def _resolve(ctx: StepContext, p: SnapshotRoutesParams) -> _Sources:
     profile = ctx.target(p.target) if p.target is not None else {}
     routers_cfg = profile.get("routers") or {}
     nats_cfg = profile.get("nats") or {}
     if not isinstance(routers_cfg, dict) or not isinstance(nats_cfg, dict):
         raise StepFailed(f"target '{p.target}': 'routers' and 'nats' must be mappings")
-    routers = list(p.routers if p.routers is not None else routers_cfg.get("urls") or [])
-    nats = nats_cfg.get("servers") or []
-    nats = list(p.nats_servers if p.nats_servers is not None else
-                [nats] if isinstance(nats, (str, Secret)) else nats)
+    routers = _listed(p.routers if p.routers is not None else routers_cfg.get("urls"))
+    nats = _listed(p.nats_servers if p.nats_servers is not None else nats_cfg.get("servers"))
     if p.source in ("routers", "nats"):
         routers, nats = (routers, []) if p.source == "routers" else ([], nats)
     where = f"target '{p.target}'" if p.target is not None else "the step parameters"
@@ -103,6 +108,7 @@ def _resolve(ctx: StepContext, p: SnapshotRoutesParams) -> _Sources:
         if "@" in _shown(url):
             raise StepFailed("server URLs must not carry credentials; give them as user and "
                              "password (or token) references instead")
+
     def pick(explicit: Any, key: str, cfg: dict[str, Any]) -> Any:
         return explicit if explicit is not None else cfg.get(key)
 
@@ -118,8 +124,13 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
     Reads from the target profile: ``routers: {urls, user, password}`` (each router's
     ``/routes``, basic auth; every gorouter era's format) and ``nats: {servers, user,
     password | token}`` (``router.register`` / ``router.unregister`` for two registration
-    intervals). With both, the tables are merged; the same address on the same route is
-    one endpoint. Read-only: the only thing written is the artifact in the run directory.
+    intervals). ``source: auto`` reads every source defined (the explicit parameters
+    override the profile's values); with both, the tables are merged and the same address
+    on the same route is one endpoint. Read-only: the only thing written is the artifact in
+    the run directory. Outputs: ``path``, ``sha256``, ``routes``, ``endpoints``, ``apps``,
+    ``format_version``, ``sources`` (per source: kind, url, routes, endpoints) and ``nats``
+    (registers, unregisters, rejected, dropped, routers_answered, interval_seconds,
+    listened_seconds).
     """
 
     Params = SnapshotRoutesParams

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,34 @@ def test_step_module_imports_no_integration_library() -> None:
             "if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_replaying_the_last_event_per_payload_equals_applying_every_message() -> None:
+    from steps.routes.nats_client import Capture, EventLog
+
+    rng = random.Random(7)
+    # Few addresses and URIs, several payloads per address: plenty of collisions.
+    payloads = [RouteRegistration(host=f"10.0.0.{rng.randint(1, 3)}", port=61000,
+                                  uris=tuple(rng.sample(["a.example.com", "b.example.com",
+                                                         "c.example.com"], rng.randint(1, 2))),
+                                  app=f"app-{rng.randint(1, 3)}").payload() for _ in range(8)]
+    for _ in range(200):
+        events = [(rng.random() < 0.7, rng.choice(payloads)) for _ in range(rng.randint(1, 30))]
+        expected: dict[str, dict[str, Endpoint]] = {}
+        for registering, data in events:  # what gorouter does, message by message
+            reg = parse_registration(data)
+            assert reg is not None
+            for uri in reg.uris:
+                if registering:
+                    expected.setdefault(uri, {})[reg.endpoint.address] = reg.endpoint
+                elif uri in expected:
+                    expected[uri].pop(reg.endpoint.address, None)
+                    if not expected[uri]:
+                        del expected[uri]
+        log = EventLog()
+        for registering, data in events:
+            (log.register if registering else log.unregister)(data)
+        capture = Capture()
+        log.replay(capture)
+        assert capture.table == expected
+        assert capture.registers + capture.unregisters == len(events)
