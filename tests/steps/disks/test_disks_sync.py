@@ -246,3 +246,34 @@ def test_a_timed_out_disk_stops_the_step_with_what_was_done(tmp_path: Path, sshd
     assert sorted(stopped.value.record["disks"]) == ["quick"]
     assert (tmp_path / "quick" / "f").read_text() == "x"
 
+
+
+BARRIER = """\
+me=$1; other=$2; shift 2
+touch "{dir}/$me"
+i=0
+while [ ! -e "{dir}/$other" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+[ -e "{dir}/$other" ] || exit 99
+exec rsync "$@"
+"""
+
+
+def test_disks_are_copied_in_parallel(tmp_path: Path, sshd: Any) -> None:
+    # Each remote rsync waits until the other disk's rsync has started too, so the step
+    # can only succeed when both run at the same time.
+    (tmp_path / "barrier.sh").write_text(BARRIER.format(dir=tmp_path))
+    env = {"DISK_KEY": sshd.key_text}
+    disks = []
+    for me, other in (("a", "b"), ("b", "a")):
+        (tmp_path / f"src-{me}").mkdir()
+        (tmp_path / f"src-{me}" / "f").write_text(me)
+        disks.append({"name": me, "source": str(tmp_path / f"src-{me}"),
+                      "source_host": "127.0.0.1", "destination": str(tmp_path / f"dst-{me}"),
+                      "ssh": {"rsync_path": f"sh {tmp_path}/barrier.sh {me} {other}"}})
+    ctx = make_context(tmp_path / "run", environ=env)
+    params = make_params(SyncDisks, {"ssh": _ssh(sshd), "max_parallel": 2, "disks": disks},
+                         environ=env)
+    step = SyncDisks()
+    result = step.apply(ctx, params, step.plan(params, None))
+    assert sorted(result.outputs["disks"]) == ["a", "b"]
+    assert (tmp_path / "dst-b" / "f").read_text() == "b"
