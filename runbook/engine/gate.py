@@ -213,10 +213,18 @@ class Gate:
                                    "or wait for it with --wait")
             engine.emit("window_wait", key=spec.id, opens_at=upcoming.start.isoformat(),
                         seconds=left, message=f"waiting: {opens}")
+            self._sleep(engine, min(COUNTDOWN_STEP, left))
+
+    def _sleep(self, engine: Engine, seconds: float) -> None:
+        """Sleep in one-second slices so Ctrl-C stops the wait at once, not a minute on."""
+        slept = 0.0
+        while slept < seconds:
             if engine.stop_requests:
-                raise Interrupted(f"stopped while waiting for the window; resume with: "
+                raise Interrupted("stopped while waiting for the window; resume with: "
                                   f"runbook resume {engine.run_id}")
-            engine.clock.sleep(min(COUNTDOWN_STEP, left))
+            piece = min(1.0, seconds - slept)
+            engine.clock.sleep(piece)
+            slept += piece
 
     # -- go/no-go -------------------------------------------------------------------------
     def _go_no_go(self, engine: Engine, spec: StepSpec, at: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from runbook.clock import FakeClock
 from runbook.engine.gate import Gate
 from runbook.engine.runner import Options, RunFailed, resume
-from runbook.errors import WindowClosed
+from runbook.errors import Interrupted, WindowClosed
 from runbook.store.base import open_store
 from tests.window.kit import UTC, Recorder, at, engine, follow_clock, runbook
 
@@ -65,10 +65,31 @@ def test_wait_counts_down_and_starts_the_step_when_the_window_opens(
     assert waits[0] == "waiting: window 1 opens at 2026-11-28T22:00:00+01:00, in 58m59s"
     assert waits[-1] == "waiting: window 1 opens at 2026-11-28T22:00:00+01:00, in 59s"
     assert len(waits) == 59
-    # the countdown slept in steps of a minute, then the rest, and not a second longer
-    assert clock.sleeps[1:60] == [60.0] * 58 + [59.0]
+    # prepare's own 61s, then one-second slices up to the opening, then stop's 600s
+    assert clock.sleeps == [61.0] + [1.0] * (58 * 60 + 59) + [600.0]
     stop = e.store.steps(run_id)["stop"]
     assert stop.started_at == "2026-11-28T21:00:00.000000+00:00"
+
+
+def test_ctrl_c_while_waiting_stops_the_run_resumably(clock: FakeClock,
+                                                    tmp_path: Path) -> None:
+    rec = Recorder()
+    e = engine(runbook(MOVE), clock, tmp_path, gate=Gate(wait=True, operator="alice@ops"),
+               emit=rec)
+
+    def interrupt(event: str, data: dict[str, object]) -> None:
+        rec(event, data)
+        if event == "window_wait":
+            e.stop_requests += 1  # what the SIGINT handler does
+
+    e.emit_cb = interrupt
+    run_id = e.start(Options())
+    with pytest.raises(Interrupted) as err:
+        e.execute()
+    assert str(err.value) == ("stopped while waiting for the window; resume with: runbook "
+                              f"resume {run_id}")
+    assert len(rec.messages("window_wait")) == 1
+    assert e.store.get_run(run_id).state == "paused"
 
 
 EDGE = """
