@@ -93,7 +93,14 @@ class SwitchGateway(Step[SwitchGatewayParams]):
 
     def plan(self, params: SwitchGatewayParams, facts: dict[str, Any] | None) -> Plan:
         if facts is None:
-            return Plan.of(Action.unknown(f"point the gateway at {', '.join(params.routers)}"))
+            # Offline: the target's settings and the live file are not known yet.
+            how = {"openstack": "make them the LBaaS pool's members (added before old ones "
+                                "are removed)",
+                   None: "check, install and reload the gateway's upstream section"}.get(
+                       params.backend, f"check, install and reload the {params.backend} "
+                                       "upstream section")
+            return Plan.of(Action.unknown(f"point the gateway at {', '.join(params.routers)}: "
+                                          f"{how}"))
         settings = facts["settings"]
         probe = self._probe_line(params, settings)
         if settings["kind"] == "openstack":

@@ -50,8 +50,9 @@ def _member(address: str, port: int = 80) -> dict[str, Any]:
 
 
 PLAN_CASES = [
-    pytest.param(None, Plan.of(Action.unknown("point the gateway at 10.1.0.20:80")),
-                 id="offline"),
+    pytest.param(None, Plan.of(Action.unknown("point the gateway at 10.1.0.20:80: check, "
+                                               "install and reload the gateway's upstream "
+                                               "section")), id="offline"),
     pytest.param({"settings": NGINX, "current": "upstream cf_routers {\n server 10.0.0.20:80;\n}",
                   "desired": "new"},
                  Plan.of(Action.read("check the new cf_routers section with nginx -t"),
@@ -79,6 +80,15 @@ def test_plan(facts: dict[str, Any] | None, expected: Plan) -> None:
     params = make_params(SwitchGateway, {"routers": ["10.1.0.20:80"],
                                          "probe_contains": "router=new"})
     assert SwitchGateway().plan(params, facts) == expected
+
+
+@pytest.mark.parametrize(("backend", "line"), [
+    ("nginx", "check, install and reload the nginx upstream section"),
+    ("openstack", "make them the LBaaS pool's members (added before old ones are removed)")])
+def test_offline_plan_names_the_backend(backend: str, line: str) -> None:
+    params = make_params(SwitchGateway, {"routers": ["10.1.0.20:80"], "backend": backend})
+    assert SwitchGateway().plan(params, None) == Plan.of(
+        Action.unknown(f"point the gateway at 10.1.0.20:80: {line}"))
 
 
 @pytest.mark.parametrize(("values", "targets", "message"), [
