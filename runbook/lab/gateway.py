@@ -7,6 +7,9 @@
 * :class:`HAProxyGateway` -- a real ``haproxy`` in master-worker mode (``-W``) with a
   master CLI socket, loaded from a main config plus a separate backend file (``-f`` twice).
 
+With ``tls=True`` a gateway terminates TLS, as the real one does, with a throwaway
+self-signed certificate for 127.0.0.1 (made with ``cryptography``, from the lab extra).
+
 Both gateways expose ``target()``: the ``gateway`` entry of a runbook target profile that
 ``gateway.switch`` understands, so the lab and the tests drive the step the way an
 operator's runbook does. Each is a context manager; ``stop()`` ends the process and the
@@ -103,8 +106,8 @@ http {{
     scgi_temp_path {dir}/tmp/scgi;
     include {upstream_file};
     server {{
-        listen 127.0.0.1:{port};
-        location / {{
+        listen 127.0.0.1:{port}{ssl};
+{tls_lines}        location / {{
             proxy_pass http://{upstream};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -129,17 +132,48 @@ defaults
     retries 2
     option redispatch
 frontend gateway
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{tls_bind}
     default_backend {upstream}
 """
 
 HAPROXY_BACKEND = "backend {name}\n    balance roundrobin\n{servers}"
 
 
+def _self_signed(cert_path: Path, key_path: Path) -> None:
+    import datetime
+    import ipaddress
+
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        raise ServerUnavailable("a TLS gateway needs 'cryptography' "
+                                "(pip install 'paas-runbook[lab]')") from None
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "runbook lab gateway")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+
+
 class _Gateway:
     binary_name = ""
 
-    def __init__(self, routers: list[str], upstream: str = "cf_routers") -> None:
+    def __init__(self, routers: list[str], upstream: str = "cf_routers", *,
+                 tls: bool = False) -> None:
         binary = find_binary(self.binary_name, ["/usr/sbin", "/usr/local/sbin"])
         if binary is None:
             raise ServerUnavailable(f"'{self.binary_name}' is not installed "
@@ -150,10 +184,13 @@ class _Gateway:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix=f"runbook-{self.binary_name}-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        if tls:
+            _self_signed(self.dir / "gateway.crt", self.dir / "gateway.key")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -195,9 +232,13 @@ class NginxGateway(_Gateway):
         servers = "".join(f"    server {r};\n" for r in self.routers)
         self.upstream_file.write_text(NGINX_UPSTREAM.format(name=self.upstream,
                                                             servers=servers))
+        tls_lines = (f"        ssl_certificate {self.dir}/gateway.crt;\n"
+                     f"        ssl_certificate_key {self.dir}/gateway.key;\n") if self.tls else ""
         self.config.write_text(NGINX_MAIN.format(dir=self.dir, port=self.port,
                                                  upstream=self.upstream,
-                                                 upstream_file=self.upstream_file))
+                                                 upstream_file=self.upstream_file,
+                                                 ssl=" ssl" if self.tls else "",
+                                                 tls_lines=tls_lines))
         self.proc = subprocess.Popen(
             [self.binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
              "-c", str(self.config), "-g", "daemon off;"],
@@ -240,8 +281,14 @@ class HAProxyGateway(_Gateway):
         servers = "".join(f"    server router{i} {r}\n" for i, r in enumerate(self.routers, 1))
         self.upstream_file.write_text(HAPROXY_BACKEND.format(name=self.upstream,
                                                              servers=servers))
+        tls_bind = ""
+        if self.tls:
+            pem = self.dir / "gateway.pem"  # HAProxy wants certificate and key in one file
+            pem.write_text((self.dir / "gateway.crt").read_text()
+                           + (self.dir / "gateway.key").read_text())
+            tls_bind = f" ssl crt {pem}"
         self.config.write_text(HAPROXY_MAIN.format(dir=self.dir, port=self.port,
-                                                   upstream=self.upstream))
+                                                   upstream=self.upstream, tls_bind=tls_bind))
         self.proc = subprocess.Popen(
             [self.binary, "-W", "-S", str(self.master_socket), "-p",
              str(self.dir / "haproxy.pid"), "-f", str(self.config),

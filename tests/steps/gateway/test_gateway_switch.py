@@ -213,3 +213,25 @@ def test_haproxy_reload_that_the_master_refuses_is_reported(
                                              "and keeps its old worker; check its log"):
             config.reload(lambda argv: ctx.run(argv), live)
         assert _get(gw.url).strip() == "router=old"
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_switch_behind_tls_checks_certificates_unless_told(
+        kind: str, tmp_path: Path, routers: tuple[StandInRouter, ...]) -> None:
+    try:
+        gw = GATEWAYS[kind]([routers[0].address], tls=True)
+    except ServerUnavailable as exc:
+        missing(str(exc))
+    with gw:
+        assert gw.url.startswith("https://")
+        step = SwitchGateway()
+        ctx, strict = _switch(gw, routers[1], tmp_path, probe_timeout="1s")
+        with pytest.raises(StepFailed, match="CERTIFICATE_VERIFY_FAILED") as failed:
+            step.apply(ctx, strict, step.plan(strict, step.observe(ctx, strict)))
+        assert failed.value.record is not None
+        step.revert(ctx, strict, failed.value.record)
+
+        ctx, lenient = _switch(gw, routers[1], tmp_path, insecure=True)
+        result = step.apply(ctx, lenient, step.plan(lenient, step.observe(ctx, lenient)))
+        assert result.outputs["probes"] >= 5
+        assert step.verify(ctx, lenient, result) is True
