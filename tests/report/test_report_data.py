@@ -108,3 +108,22 @@ def test_a_rehearsal_simulates_its_window_and_says_so(tmp_path: Path,
     assert r["window"]["simulated"] is True
     assert r["window"]["used_seconds"] == 32 * 60.0
     assert render.text(r).splitlines()[0] == f"run {run_id} (REHEARSAL) of move: succeeded"
+
+
+def test_the_timeline_of_a_rolled_back_run_draws_the_reverts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from runbook.report.html import html
+
+    db, run_id = rolled_back_run(tmp_path, monkeypatch)
+    page = html(run_report(open_store(db), run_id, registry()))
+    reverts = re.findall(r'<rect class="revert" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"',
+                         page)
+    bars = re.findall(r'<rect class="bar" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', page)
+    assert len(bars) == 3 and len(reverts) == 2
+    # the axis spans the whole window (21:00..23:00 UTC, 860 px): stop ran 5m = 35.8 px
+    # from the window's start; stop's revert ran 20m..22m in, sync's 16m..20m
+    assert bars[0] == ("260.0", "35.8")
+    assert reverts == [("403.3", "14.3"), ("374.7", "28.7")]
+    assert 'id="window-0"' in page and 'id="ponr"' not in page
