@@ -19,7 +19,8 @@ from typing import Any
 
 from runbook.errors import InputError
 
-LAB_DIR = Path(".runbook") / "lab"
+# RUNBOOK_LAB_DIR moves it, e.g. so tests never meet a developer's running lab.
+LAB_DIR = Path(os.environ.get("RUNBOOK_LAB_DIR") or Path(".runbook") / "lab")
 START_TIMEOUT = 120.0
 
 

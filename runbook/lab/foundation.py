@@ -117,6 +117,43 @@ class RouteFollower:
         self._thread.join(timeout=5)
 
 
+class DiskWriter:
+    """Keeps writing to the source disks while their jobs run, as a live database does,
+    so the final ``disks.sync`` inside the window has a real delta to copy."""
+
+    def __init__(self, sim: Any, disks_root: Path, deployment: str = "cf",
+                 interval: float = 0.5) -> None:
+        self.sim, self.root, self.deployment, self.interval = sim, disks_root, deployment, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="lab-disks")
+        self.writes = 0
+
+    def _running(self) -> set[str]:
+        try:
+            dep = self.sim.state()["deployments"].get(self.deployment) or {}
+        except (OSError, ValueError):
+            return set()
+        return {i["group"] for i in dep.get("instances", [])
+                if i["state"] == "started" and i["vm_cid"]}
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            running = self._running()
+            for name in DISKS:
+                if name in running:
+                    with (self.root / "source" / name / "data" / "journal.log").open("a") as f:
+                        f.write(f"{name} write {self.writes}\n")
+                    self.writes += 1
+
+    def __enter__(self) -> DiskWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 class DbResponder:
     """A tiny authoritative DNS server over UDP that answers from the PowerDNS tables.
 

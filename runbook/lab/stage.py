@@ -229,6 +229,7 @@ def lab_session(directory: str | Path | None = None) -> Iterator[Lab]:
             _gateways(lab, stack)
             _clouds(lab, stack)
             lab.targets["destination"]["disks"] = F.fill_disks(lab.dir / "disks")
+            stack.enter_context(F.DiskWriter(lab.handles["bosh_source"], lab.dir / "disks"))
             lab.notes.append("disks.sync copies local directories: the lab runs no sshd")
             lab.facts["disks"] = lab.targets["destination"]["disks"]
             yield lab
