@@ -90,4 +90,8 @@ class Runbook:
 
     @property
     def by_id(self) -> dict[str, StepSpec]:
-        return {s.id: s for s in self.steps}
+        cached = self.__dict__.get("_by_id")
+        if cached is None:
+            cached = {s.id: s for s in self.steps}
+            object.__setattr__(self, "_by_id", cached)  # frozen: cache once
+        return cached

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,22 +16,36 @@ from runbook.step import Step
 from runbook.store.base import StepRow
 
 
+class _StepsView(Mapping[str, Any]):
+    """``steps`` in templates, computed per step on access (runs can have 1,000 steps)."""
+
+    def __init__(self, runbook: Runbook, rows: dict[str, StepRow]) -> None:
+        self._specs = runbook.by_id
+        self._rows = rows
+
+    def __getitem__(self, step_id: str) -> dict[str, Any]:
+        spec = self._specs[step_id]
+        row = self._rows.get(step_id)
+        state = row.state if row else "pending"
+        if spec.for_each is None:
+            return {"outputs": row.outputs if row else {}, "state": state}
+        items = sorted((r for r in self._rows.values()
+                        if r.step_id == step_id and r.key != step_id),
+                       key=lambda r: _item_index(r.key))
+        return {"outputs": [r.outputs for r in items], "state": state}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
 def template_context(runbook: Runbook, rows: dict[str, StepRow], run_id: str,
                      rehearsal: bool, item: Any = None) -> dict[str, Any]:
     """What templates see: vars, targets (references unresolved), steps.ID.outputs, item."""
-    steps: dict[str, Any] = {}
-    for spec in runbook.steps:
-        row = rows.get(spec.id)
-        if spec.for_each is not None:
-            items = sorted((r for r in rows.values() if r.step_id == spec.id and r.key != spec.id),
-                           key=lambda r: _item_index(r.key))
-            steps[spec.id] = {"outputs": [r.outputs for r in items],
-                              "state": row.state if row else "pending"}
-        else:
-            steps[spec.id] = {"outputs": row.outputs if row else {},
-                              "state": row.state if row else "pending"}
-    ctx = {"vars": runbook.vars, "targets": runbook.targets, "steps": steps,
-           "run": {"id": run_id, "rehearsal": rehearsal}}
+    ctx = {"vars": runbook.vars, "targets": runbook.targets,
+           "steps": _StepsView(runbook, rows), "run": {"id": run_id, "rehearsal": rehearsal}}
     if item is not None:
         ctx["item"] = item
     return ctx

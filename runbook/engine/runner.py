@@ -17,6 +17,7 @@ import secrets as _random
 import signal
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -59,7 +60,6 @@ class Inflight:
     cancel: threading.Event
     started: float
     deadline: float | None
-    thread: threading.Thread | None = None
     timed_out: bool = False
     abandoned: bool = False
     partial: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +111,7 @@ class Engine:
         self.targets: dict[str, Any] = {}
         #: seconds a timed-out step gets to stop before it is abandoned
         self.grace = GRACE
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- public entry points ------------------------------------------------------------
     def preflight(self) -> None:
@@ -156,8 +157,19 @@ class Engine:
             return self._drive()
         finally:
             self.store.release_lock(f"run:{self.run_id}")
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
 
     # -- helpers ------------------------------------------------------------------------
+    def _pool(self) -> ThreadPoolExecutor:
+        # Workers are reused (a thread per step costs ~1 ms); spare workers cover steps
+        # that were abandoned after ignoring their timeout.
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.runbook.max_parallel + 8,
+                                                thread_name_prefix="step")
+        return self._executor
+
     def emit(self, event: str, **data: Any) -> None:
         if self.emit_cb is not None:
             self.emit_cb(event, {k: self.redactor.data(v) for k, v in data.items()})
@@ -190,6 +202,8 @@ class Engine:
                         else v)
             self.store.save_step(row, event=trigger, from_state=from_state,
                                  detail=self.redactor.data(detail or {}))
+        if new_state in DONE and row.key == row.step_id:
+            self._mark_done(row.key)
         self.crashpoint(row.key, trigger, "after")
 
     def _run_transition(self, trigger: str, detail: dict[str, Any] | None = None,
@@ -249,6 +263,8 @@ class Engine:
         failure: tuple[str, str] | None = None
         stopped: Stopped | None = None
         order = list(self.runbook.steps)
+        self._index_frontier()
+        self._fanouts = [s for s in order if s.for_each is not None]
         while True:
             if failure is None and stopped is None and not self.stop_requests:
                 try:
@@ -302,12 +318,41 @@ class Engine:
                 stopped = payload
             self._finish_parents(order)
 
+    # The frontier: steps whose needs are all done. Kept up to date on every transition so
+    # that each scheduling pass looks at a handful of steps, not at all 1,000 of them.
+    def _index_frontier(self) -> None:
+        specs = self.runbook.by_id
+        self._dependents: dict[str, list[str]] = {sid: [] for sid in specs}
+        self._unmet: dict[str, int] = {}
+        self._done: set[str] = set()
+        self._candidates: set[str] = set()
+        for spec in self.runbook.steps:
+            for n in spec.needs:
+                self._dependents[n].append(spec.id)
+            row = self._rows.get(spec.id)
+            if row is not None and row.state in DONE:
+                self._done.add(spec.id)
+        for spec in self.runbook.steps:
+            self._unmet[spec.id] = sum(1 for n in spec.needs if n not in self._done)
+            if spec.id not in self._done and self._unmet[spec.id] == 0:
+                self._candidates.add(spec.id)
+
+    def _mark_done(self, step_id: str) -> None:
+        if step_id in self._done or not hasattr(self, "_unmet"):
+            return
+        self._done.add(step_id)
+        self._candidates.discard(step_id)
+        for dependent in self._dependents.get(step_id, []):
+            self._unmet[dependent] -= 1
+            if self._unmet[dependent] == 0:
+                self._candidates.add(dependent)
+
     def _all_done(self, order: list[StepSpec]) -> bool:
-        return all(self._rows.get(s.id) is not None and self._rows[s.id].state in DONE
-                   for s in order)
+        return len(self._done) == len(order)
 
     def _anything_ready(self, order: list[StepSpec]) -> bool:
-        return any(self._ready(s) for s in order)
+        specs = self.runbook.by_id
+        return any(self._ready(specs[c]) for c in self._candidates)
 
     def _ready(self, spec: StepSpec) -> bool:
         row = self._rows.get(spec.id)
@@ -317,7 +362,8 @@ class Engine:
                    for n in spec.needs)
 
     def _launch_ready(self, order: list[StepSpec], running: dict[str, Inflight]) -> None:
-        for spec in order:
+        specs = self.runbook.by_id
+        for spec in sorted((specs[c] for c in self._candidates), key=lambda s: s.index):
             if len(running) >= self.runbook.max_parallel:
                 return
             if not self._ready(spec):
@@ -383,9 +429,9 @@ class Engine:
                 active += 1
 
     def _finish_parents(self, order: list[StepSpec]) -> None:
-        for spec in order:
+        for spec in self._fanouts:
             parent = self._rows.get(spec.id)
-            if spec.for_each is None or parent is None or parent.state != "running":
+            if parent is None or parent.state != "running":
                 continue
             items = parent.info.get("items", [])
             rows = [self._rows.get(item_key(spec.id, i)) for i in range(len(items))]
@@ -410,10 +456,7 @@ class Engine:
                             now + spec.timeout if spec.timeout is not None else None)
         running[key] = inflight
         self.emit("step_started", key=key, uses=spec.uses)
-        thread = threading.Thread(target=self._work, args=(inflight, prepared, item),
-                                  name=f"step-{key}", daemon=True)
-        inflight.thread = thread
-        thread.start()
+        self._pool().submit(self._work, inflight, prepared, item)
 
     def _work(self, inflight: Inflight, prepared: Prepared, item: Any) -> None:
         spec = inflight.spec
