@@ -112,7 +112,7 @@ class ExportResources(Step[ExportParams]):
         return Plan.of(Action.change(f"{verb} {params.path} with {counts}"))
 
     def apply(self, ctx: StepContext, params: ExportParams, plan: Plan) -> Result:
-        facts = self.observe(ctx, params)
+        facts = self.observe(ctx, params)  # fresh: the file is written from what is there now
         doc = facts["document"]
         outputs: dict[str, Any] = {"path": params.path}
         outputs.update({k: len(doc.get(k, [])) for k in ALL_KINDS})
@@ -177,14 +177,21 @@ class ImportResources(Step[ImportParams]):
     outputs = ("created", "updated", "unchanged", "resources")
 
     def observe(self, ctx: StepContext, params: ImportParams) -> dict[str, Any]:
+        return self._facts(open_cloud(ctx, params), params, required=False)
+
+    def _facts(self, cloud: Cloud, params: ImportParams, *, required: bool) -> dict[str, Any]:
+        """The resource file and the destination. A file that an earlier step of the run
+        has not written yet is no error while planning, only when applying."""
         from steps.openstack.resources import check_document
 
         path = Path(params.path)
-        if not path.exists():
+        doc = None
+        if path.exists():
+            doc = check_document(_yaml().safe_load(path.read_text()), params.path)
+        elif required:
             raise StepFailed(f"resource file {params.path} does not exist; write it with "
                              "openstack.export first")
-        doc = check_document(_yaml().safe_load(path.read_text()), params.path)
-        return {"document": doc, "destination": open_cloud(ctx, params).network_state()}
+        return {"document": doc, "destination": cloud.network_state()}
 
     def _ops(self, params: ImportParams, facts: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         from steps.openstack.resources import diff, filtered
@@ -197,9 +204,12 @@ class ImportResources(Step[ImportParams]):
     def plan(self, params: ImportParams, facts: dict[str, Any] | None) -> Plan:
         from steps.openstack.resources import describe
 
+        line = (f"import {', '.join(params.kinds)} from {params.path} into target "
+                f"'{params.target}'")
         if facts is None:
-            return Plan.of(Action.unknown(f"import {', '.join(params.kinds)} from "
-                                          f"{params.path} into target '{params.target}'"))
+            return Plan.of(Action.unknown(line))
+        if facts["document"] is None:
+            return Plan.of(Action.unknown(f"{line} ({params.path} does not exist yet)"))
         ops, same = self._ops(params, facts)
         note = f"{len(same)} already match" if same else ""
         if not ops:
@@ -212,13 +222,14 @@ class ImportResources(Step[ImportParams]):
         from steps.openstack.importer import run_import
 
         cloud = open_cloud(ctx, params)
-        facts = self.observe(ctx, params)
+        # Fresh facts: the plan may be old (dry-run, approval) and the cloud may have moved.
+        facts = self._facts(cloud, params, required=True)
         ops, same = self._ops(params, facts)
         return run_import(ctx, cloud, ops, same, facts["destination"])
 
     def verify(self, ctx: StepContext, params: ImportParams, result: Result | None) -> bool:
-        ops, _ = self._ops(params, self.observe(ctx, params))
-        return not ops
+        facts = self._facts(open_cloud(ctx, params), params, required=False)
+        return facts["document"] is not None and not self._ops(params, facts)[0]
 
     def revert(self, ctx: StepContext, params: ImportParams, record: dict[str, Any]) -> None:
         from steps.openstack.importer import undo_import
@@ -273,10 +284,10 @@ class ImportVolume(Step[ImportVolumeParams]):
         return plan_volume(params, facts)
 
     def apply(self, ctx: StepContext, params: ImportVolumeParams, plan: Plan) -> Result:
-        from steps.openstack.volume import import_volume
+        from steps.openstack.volume import import_volume, observe_volume
 
         cloud = open_cloud(ctx, params)
-        return import_volume(ctx, cloud, params, self.observe(ctx, params))
+        return import_volume(ctx, cloud, params, observe_volume(cloud, params))
 
     def verify(self, ctx: StepContext, params: ImportVolumeParams,
                result: Result | None) -> bool | None:

@@ -35,12 +35,12 @@ def observe_volume(cloud: Cloud, params: ImportVolumeParams) -> dict[str, Any]:
     from steps.openstack.disk import inspect
 
     path = Path(params.file)
-    if not path.is_file():
-        raise StepFailed(f"image file {params.file} does not exist or is not a file")
-    disk = inspect(path)
-    return {"file": {"format": disk.format, "size": disk.size,
-                     "virtual_size": disk.virtual_size, "min_gib": disk.min_gib,
-                     "md5": disk.md5, "sha512": disk.sha512},
+    found = None
+    if path.is_file():  # an earlier step of the run may still have to write it
+        disk = inspect(path)
+        found = {"format": disk.format, "size": disk.size, "virtual_size": disk.virtual_size,
+                 "min_gib": disk.min_gib, "md5": disk.md5, "sha512": disk.sha512}
+    return {"file": found,
             "volumes": cloud.volumes(params.volume_name),
             "images": cloud.images(_image_name(params))}
 
@@ -48,6 +48,8 @@ def observe_volume(cloud: Cloud, params: ImportVolumeParams) -> dict[str, Any]:
 def _checked(params: ImportVolumeParams, facts: dict[str, Any]) -> tuple[str, int]:
     """The disk format and volume size to use, or StepFailed for a bad combination."""
     found = facts["file"]
+    if found is None:
+        raise StepFailed(f"image file {params.file} does not exist or is not a file")
     fmt = params.disk_format or found["format"]
     if found["format"] != "raw" and fmt != found["format"]:
         raise StepFailed(f"{params.file} is a {found['format']} image but disk_format says "
@@ -87,11 +89,14 @@ def plan_volume(params: ImportVolumeParams, facts: dict[str, Any] | None) -> Pla
     if facts is None:
         return Plan.of(Action.unknown(f"upload {params.file} as image '{image}' and create "
                                       f"volume '{params.volume_name}' from it"))
-    fmt, size = _checked(params, facts)
     volume = _existing_volume(params, facts)
     if volume is not None:
         return Plan.unchanged(f"volume '{params.volume_name}' exists and is available "
                               f"({volume['id']}, {volume['size']} GiB)")
+    if facts["file"] is None:
+        return Plan.of(Action.unknown(f"upload {params.file} (not there yet) as image "
+                                      f"'{image}' and create volume '{params.volume_name}'"))
+    fmt, size = _checked(params, facts)
     actions = []
     reuse = _reusable_image(facts)
     if reuse is not None:
@@ -110,12 +115,13 @@ def plan_volume(params: ImportVolumeParams, facts: dict[str, Any] | None) -> Pla
 
 def import_volume(ctx: StepContext, cloud: Cloud, params: ImportVolumeParams,
                   facts: dict[str, Any]) -> Result:
-    fmt, size = _checked(params, facts)
     existing = _existing_volume(params, facts)
     if existing is not None:
+        fmt = params.disk_format or (facts["file"] or {}).get("format")
         return Result(outputs={"volume_id": existing["id"], "image_id": existing.get("image_id"),
                                "size_gb": existing["size"], "disk_format": fmt,
                                "uploaded_bytes": 0}, changed=False)
+    fmt, size = _checked(params, facts)
     record: dict[str, Any] = {"image_id": None, "image_created": False, "volume_id": None}
     uploaded = 0
     try:

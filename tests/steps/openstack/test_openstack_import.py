@@ -221,3 +221,16 @@ def test_an_unreachable_cloud_is_a_clear_failure(clouds: Any) -> None:
         "cloud 'new' cannot be reached while trying to connect: no identity service "
         "answered at its auth_url; check auth_url and the network path")
     assert url  # the port was real before the stop
+
+
+def test_a_file_an_earlier_step_will_write_is_planned_but_required_to_apply(
+        clouds: Any) -> None:
+    path = clouds.tmp / "later.yml"
+    step, ctx, params = ImportResources(), clouds.context(), import_params(path)
+    plan = step.plan(params, step.observe(ctx, params))
+    assert plan.mutation == "undetermined"
+    assert plan.actions[0].description.endswith(f"({path} does not exist yet)")
+    with pytest.raises(StepFailed) as caught:
+        step.apply(ctx, params, plan)
+    assert str(caught.value) == (f"resource file {path} does not exist; write it with "
+                                 "openstack.export first")

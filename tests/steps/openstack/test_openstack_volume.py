@@ -176,3 +176,16 @@ def test_outputs_and_record_are_plain_json(clouds: Any) -> None:
     text = json.dumps([result.outputs, result.record])
     assert clouds.dst.password not in text
     assert json.loads(text)[1]["volume_id"] == result.outputs["volume_id"]
+
+
+def test_a_missing_file_is_planned_as_unknown_unless_the_volume_exists(clouds: Any) -> None:
+    missing = clouds.tmp / "not-yet.qcow2"
+    step, ctx, p = ImportVolume(), clouds.context(), params(missing)
+    plan = step.plan(p, step.observe(ctx, p))
+    assert plan.mutation == "undetermined"
+    with pytest.raises(StepFailed) as caught:
+        step.apply(ctx, p, plan)
+    assert str(caught.value) == f"image file {missing} does not exist or is not a file"
+    clouds.dst.add("volumes", name="blobstore", size=8)
+    assert step.plan(p, step.observe(ctx, p)).mutation == "unchanged"
+    assert step.apply(ctx, p, plan).changed is False
