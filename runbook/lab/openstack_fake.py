@@ -162,6 +162,32 @@ class OpenStackFake:
                              "remote_group_id": group["id"]})
             return group
 
+    def seed_network_layout(self, prefix: str = "cf", cidr_base: str = "10.0") -> Json:
+        """What a foundation's project holds before a move: a network with two subnets, a
+        router to the provider network ``public`` (created if missing), and two security
+        groups with rules. Returns the ids by name, for the lab and for tests."""
+        with self.lock:
+            public = (self.find("networks", name="public") or [
+                _network(self, {"name": "public", "project_id": "admin",
+                                "router:external": True})])[0]
+            net = _network(self, {"name": prefix, "mtu": 1400})
+            ids = {prefix: net["id"]}
+            router = _router(self, {"name": f"{prefix}-router",
+                                    "external_gateway_info": {"network_id": public["id"]}})
+            ids[router["name"]] = router["id"]
+            for n, zone in enumerate(("z1", "z2"), start=1):
+                sub = _subnet(self, {"name": f"{prefix}-{zone}", "network_id": net["id"],
+                                     "cidr": f"{cidr_base}.{16 * n}.0/24"})
+                _router_interface(self, router, "add_router_interface", {"subnet_id": sub["id"]})
+                ids[sub["name"]] = sub["id"]
+            for name, port, remote in (("bosh", 22, "10.0.0.0/8"), ("web", 443, "0.0.0.0/0")):
+                group = _security_group(self, {"name": f"{prefix}-{name}"})
+                _rule(self, {"security_group_id": group["id"], "protocol": "tcp",
+                             "port_range_min": port, "port_range_max": port,
+                             "remote_ip_prefix": remote})
+                ids[group["name"]] = group["id"]
+            return ids
+
     def find(self, collection: str, **match: Any) -> list[Json]:
         with self.lock:
             return [copy.deepcopy(r) for r in self.store[collection].values()

@@ -234,3 +234,33 @@ def test_a_file_an_earlier_step_will_write_is_planned_but_required_to_apply(
         step.apply(ctx, params, plan)
     assert str(caught.value) == (f"resource file {path} does not exist; write it with "
                                  "openstack.export first")
+
+
+def test_the_lab_layout_moves_to_an_empty_cloud_and_then_matches(clouds: Any) -> None:
+    ids = clouds.src.seed_network_layout()
+    path = export(clouds)
+    step, ctx, params = ImportResources(), clouds.context(), import_params(path)
+    _, result = run(step, ctx, params)
+    assert result.outputs["created"] == 6
+    created = {r["name"] for r in result.outputs["resources"] if r["result"] == "created"}
+    assert created == set(ids)
+    assert step.plan(params, step.observe(ctx, params)).mutation == "unchanged"
+
+
+def test_the_registry_finds_the_step_types_and_validates_with() -> None:
+    from runbook.params import ParamErrors, build
+    from runbook.registry import Registry
+
+    registry = Registry()
+    classes = {name: registry.load(name).__name__ for name in
+               ("openstack.export", "openstack.import", "openstack.import_volume")}
+    assert classes == {"openstack.export": "ExportResources",
+                       "openstack.import": "ImportResources",
+                       "openstack.import_volume": "ImportVolume"}
+    volume = registry.load("openstack.import_volume")
+    build(volume.Params, {"target": "destination", "file": "{{ steps.dump.outputs.path }}",
+                          "volume_name": "blobstore", "timeout": "20m"}, lenient=True)
+    with pytest.raises(ParamErrors) as caught:
+        build(volume.Params, {"target": "d", "file": "x", "volume_name": "v",
+                              "disk_format": "qcow3"})
+    assert caught.value.message == "must be 'qcow2' or 'raw' or 'vmdk', got 'qcow3'"
