@@ -185,9 +185,12 @@ def _compare(old: Rows, new: Rows, mapper: AddressMap | None,
             diff.missing.append(_route_dict(key, old_eps))
             diff.missing_endpoints += len(old_eps)
             continue
-        if mapper is None and len(new_eps) == len(old_eps) and \
-                [e[APP] for e in old_eps] == [e[APP] for e in new_eps]:
-            continue  # the common case: rows are sorted by app, so equal apps line up
+        if len(new_eps) == len(old_eps):
+            old_apps = [e[APP] for e in old_eps]
+            # The common case: rows are sorted by app, so equal apps line up; an address
+            # map only matters for endpoints whose app is unknown.
+            if old_apps == [e[APP] for e in new_eps] and (mapper is None or all(old_apps)):
+                continue
         lost = _lost_endpoints(old_eps, new_eps, mapper)
         if lost:
             diff.fewer.append({"route": key[0], **({"route_service_url": key[1]} if key[1]
