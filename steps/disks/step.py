@@ -76,6 +76,13 @@ class SyncDisksParams:
 class SyncDisks(Step[SyncDisksParams]):
     """Copy directories with ``rsync -aHAX --delete --numeric-ids`` over ssh or locally.
 
+    Each entry of ``disks`` has ``name``, ``source``, ``destination`` and optionally
+    ``source_host`` / ``destination_host`` (one side at most: rsync copies between a
+    local and a remote directory), ``ssh`` (per-disk ssh settings) and ``exclude``.
+    Outputs: ``disks.<name>`` with ``bytes_sent`` (data that moved from the source side),
+    ``files_transferred``, ``files_changed``, ``files_deleted``, ``seconds``; the totals;
+    and a one-line ``summary``.
+
     Reads the target key ``ssh`` (``host``, ``user``, ``port``, ``key`` by reference,
     ``key_file``, ``known_hosts``, ``host_key_checking``, ``rsync_path``) as defaults;
     a disk's own ``ssh`` and the step's ``ssh`` override it. One side of each disk may
