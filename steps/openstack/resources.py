@@ -261,12 +261,14 @@ def describe(op: Op) -> str:
     return f"create {op['kind']} '{op['name']}'{where}{detail}"
 
 
-def export_document(have: dict[str, list[Resource]], cloud: str) -> dict[str, Any]:
-    """The file content for the resources ``have`` (already filtered), sorted by name."""
-    net_name = {n["id"]: n["name"] for n in have["networks"]}
-    net_name.update({n["id"]: n["name"] for n in have.get("external_networks", [])})
-    sub_name = {s["id"]: s["name"] for s in have["subnets"]}
-    group_name = {g["id"]: g["name"] for g in have["security_groups"]}
+def export_document(have: dict[str, list[Resource]], everything: dict[str, list[Resource]],
+                    cloud: str) -> dict[str, Any]:
+    """The file content for the resources ``have`` (already filtered), sorted by name.
+    References are named from ``everything`` the cloud showed, so a filtered-out network
+    or group is still referred to by name (and import reports it if it is missing)."""
+    net_name = {n["id"]: n["name"] for n in everything["networks"]}
+    sub_name = {s["id"]: s["name"] for s in everything["subnets"]}
+    group_name = {g["id"]: g["name"] for g in everything["security_groups"]}
     doc: dict[str, Any] = {"format": FORMAT, "cloud": cloud}
     doc["networks"] = [_pick(n, NETWORK_FIELDS) for n in have["networks"]]
     doc["subnets"] = [{**_pick(s, SUBNET_FIELDS),

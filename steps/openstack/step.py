@@ -94,8 +94,7 @@ class ExportResources(Step[ExportParams]):
         mine = {k: [r for r in v if not params.own_only or r.get("project_id") in
                     (None, cloud.project_id)] for k, v in have.items()}
         chosen = filtered(mine, list(params.kinds), params.include, params.exclude)
-        chosen["external_networks"] = have["networks"]  # to name router gateways
-        doc = export_document(chosen, cloud.name)
+        doc = export_document(chosen, have, cloud.name)
         path = Path(params.path)
         current = path.read_text() if path.exists() else None
         return {"document": doc, "current": current}

@@ -264,3 +264,11 @@ def test_the_registry_finds_the_step_types_and_validates_with() -> None:
         build(volume.Params, {"target": "d", "file": "x", "volume_name": "v",
                               "disk_format": "qcow3"})
     assert caught.value.message == "must be 'qcow2' or 'raw' or 'vmdk', got 'qcow3'"
+
+
+def test_references_to_filtered_out_resources_keep_their_names(clouds: Any,
+                                                               layout: Any) -> None:
+    doc = yaml.safe_load(export(clouds, kinds=["subnets", "security_groups"],
+                                exclude=["cf-bosh", "def*"]).read_text())
+    assert doc["networks"] == [] and [g["name"] for g in doc["security_groups"]] == ["cf-web"]
+    assert {s["network"] for s in doc["subnets"]} == {"cf"}
