@@ -278,9 +278,12 @@ class SyncDisks(Step[SyncDisksParams]):
         source_host = disk.source_host
         if source_host is None and disk.destination_host is None:
             source_host = base.get("host")
+        key = base.get("key")
+        if key is not None and not isinstance(key, Secret):
+            raise StepFailed("the ssh key must be given by reference, like "
+                             "key: \"${file:keys/id_ed25519}\"; for a key file path use key_file")
         settings = SshSettings(
-            user=str(base.get("user") or "root"), port=int(base.get("port") or 22),
-            key=base.get("key") if isinstance(base.get("key"), Secret) else None,
+            user=str(base.get("user") or "root"), port=int(base.get("port") or 22), key=key,
             key_file=base.get("key_file"), known_hosts=base.get("known_hosts"),
             host_key_checking=str(base.get("host_key_checking") or "yes"),
             rsync_path=base.get("rsync_path"))

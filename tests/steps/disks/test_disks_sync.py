@@ -277,3 +277,15 @@ def test_disks_are_copied_in_parallel(tmp_path: Path, sshd: Any) -> None:
     result = step.apply(ctx, params, step.plan(params, None))
     assert sorted(result.outputs["disks"]) == ["a", "b"]
     assert (tmp_path / "dst-b" / "f").read_text() == "b"
+
+
+def test_a_plaintext_key_in_the_target_is_refused(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, targets={"old": {"ssh": {"host": "10.0.0.30",
+                                                          "key": "-----BEGIN OPENSSH..."}}})
+    params = make_params(SyncDisks, {"target": "old", "disks": [
+        {"name": "d", "source": "/var/vcap/store", "destination": str(tmp_path / "d")}]})
+    with pytest.raises(StepFailed) as failed:
+        SyncDisks().observe(ctx, params)
+    assert str(failed.value) == ('the ssh key must be given by reference, like key: '
+                                 '"${file:keys/id_ed25519}"; for a key file path use key_file')
+    assert "BEGIN" not in str(failed.value)
