@@ -8,6 +8,20 @@ fast.
 Every step reads the target key ``openstack``: ``{cloud: NAME, clouds_yaml: PATH,
 region_name: REGION}`` or ``{auth: {auth_url, username, password: ${env:..}, ...}}``.
 The step parameters ``cloud`` and ``clouds_yaml`` override the profile.
+
+::
+
+    - id: export-network
+      uses: openstack.export
+      with: {target: source, path: state/network.yml, exclude: ["default"]}
+    # (an operator may edit state/network.yml here, e.g. the external network's name)
+    - id: import-network
+      uses: openstack.import
+      with: {target: destination, path: state/network.yml}
+    - id: blobstore-volume
+      uses: openstack.import_volume
+      with: {target: destination, file: "{{ steps.dump.outputs.path }}",
+             volume_name: blobstore, timeout: 45m}
 """
 
 from __future__ import annotations
