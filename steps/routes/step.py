@@ -148,29 +148,31 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
                               "no authentication")}
 
     def plan(self, params: SnapshotRoutesParams, facts: dict[str, Any] | None) -> Plan:
-        if facts is None:
+        if params.duration is not None:
+            how_long = _secs(params.duration)
+        elif params.greet:
+            how_long = (f"two registration intervals (asked by router.greet; "
+                        f"{_secs(2 * params.interval)} if no router answers)")
+        else:
+            how_long = f"{_secs(2 * params.interval)} (two registration intervals)"
+        save = Action.read("write the compressed snapshot to the run's artifacts")
+        if facts is None:  # offline: the target's servers are not looked at
             where = f"target '{params.target}'" if params.target else "the given servers"
-            return Plan.of(Action.read(f"read the routing table of {where} "
-                                       f"(source: {params.source})"),
-                           Action.read("write the compressed snapshot to the run's artifacts"))
+            routers = "GET /routes from its routers"
+            nats = f"listen to router.register/unregister on its NATS for {how_long}"
+            what = {"routers": routers, "nats": nats, "both": f"{routers} and {nats}",
+                    "auto": f"{routers} and/or {nats} (whichever it defines)"}[params.source]
+            return Plan.of(Action.read(f"read the routing table of {where}: {what}"), save)
         actions = []
         if facts["routers"]:
             who = f" as {facts['router_user']}" if facts["router_user"] else ""
             actions.append(Action.read(f"GET /routes from {len(facts['routers'])} router(s) "
                                        f"{', '.join(facts['routers'])}{who}"))
         if facts["nats"]:
-            if params.duration is not None:
-                how_long = _secs(params.duration)
-            elif params.greet:
-                how_long = (f"two registration intervals (asked by router.greet; "
-                            f"{_secs(2 * params.interval)} if no router answers)")
-            else:
-                how_long = f"{_secs(2 * params.interval)} (two registration intervals)"
             actions.append(Action.read(
                 f"listen to router.register/unregister on NATS {', '.join(facts['nats'])} "
                 f"({facts['nats_auth']}) for {how_long}"))
-        actions.append(Action.read("write the compressed snapshot to the run's artifacts"))
-        return Plan.of(*actions)
+        return Plan.of(*actions, save)
 
     def estimate(self, params: SnapshotRoutesParams) -> float | None:
         return float(params.duration if params.duration is not None else 2 * params.interval)
@@ -331,6 +333,9 @@ class CompareRoutes(Step[CompareRoutesParams]):
         from steps.routes.compare import AddressMap, Tolerances, compare_tables
         from steps.routes.model import SnapshotError, read_rows
 
+        if not 0.0 <= params.max_missing_endpoints_ratio <= 1.0 or params.max_missing < 0:
+            raise StepFailed("max_missing must not be negative and max_missing_endpoints_ratio "
+                             "must lie between 0 and 1 (0.05 allows 5%)")
         try:
             address_map = AddressMap(params.address_map)
         except ValueError as exc:

@@ -81,8 +81,10 @@ def test_plan_names_the_routers_and_masks_secrets(tmp_path: Path, router: FakeRo
         Action.read("write the compressed snapshot to the run's artifacts"))
     offline = SnapshotRoutes().plan(params, None)
     assert offline.mutation == "read-only"
-    assert offline.actions[0].description == ("read the routing table of target 'source' "
-                                              "(source: auto)")
+    assert offline.actions[0].description == (
+        "read the routing table of target 'source': GET /routes from its routers and/or "
+        "listen to router.register/unregister on its NATS for two registration intervals "
+        "(asked by router.greet; 40s if no router answers) (whichever it defines)")
 
 
 def test_wrong_password_is_a_clear_error(tmp_path: Path, router: FakeRouter) -> None:
