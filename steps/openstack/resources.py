@@ -111,10 +111,19 @@ def _norm(value: Any) -> Any:
     return value
 
 
+# Neutron accepts a protocol by name or number, and "any" for none; compare one spelling.
+PROTOCOL_NAMES = {"1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp", "any": None}
+
+
 def rule_key(rule: Resource) -> tuple[Any, ...]:
     """What makes two rules the same rule (the description is not part of it)."""
-    return tuple(rule.get(f) if f != "ethertype" else rule.get(f) or "IPv4"
-                 for f in RULE_FIELDS)
+    key = {f: rule.get(f) for f in RULE_FIELDS}
+    key["ethertype"] = key["ethertype"] or "IPv4"
+    protocol = key["protocol"]
+    if protocol is not None:
+        text = str(protocol).lower()
+        key["protocol"] = PROTOCOL_NAMES.get(text, text)
+    return tuple(key[f] for f in RULE_FIELDS)
 
 
 def describe_rule(rule: Resource) -> str:

@@ -64,6 +64,15 @@ CASES = [
              "remote_group_id": "g1"}]}]}, {},
         [], id="remote-group-matched-by-name"),
     pytest.param(
+        doc(security_groups=[{"name": "web", "rules": [
+            {"direction": "ingress", "protocol": "6", "port_range_min": 80,
+             "port_range_max": 80}, {"direction": "ingress", "protocol": "any"}]}]),
+        {"security_groups": [{"id": "g1", "name": "web", "rules": [
+            {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+             "port_range_min": 80, "port_range_max": 80},
+            {"direction": "ingress", "ethertype": "IPv4", "protocol": None}]}]}, {},
+        [], id="protocol-by-number-or-name"),
+    pytest.param(
         doc(routers=[{"name": "r", "interfaces": ["z1", "z2"]}]),
         {"subnets": [{"id": "s1", "name": "z1"}, {"id": "s2", "name": "z2"}],
          "routers": [{"id": "r1", "name": "r", "interface_subnet_ids": ["s1"]}]}, {},

@@ -189,3 +189,10 @@ def test_a_missing_file_is_planned_as_unknown_unless_the_volume_exists(clouds: A
     clouds.dst.add("volumes", name="blobstore", size=8)
     assert step.plan(p, step.observe(ctx, p)).mutation == "unchanged"
     assert step.apply(ctx, p, plan).changed is False
+
+
+def test_estimate_follows_the_file_size(tmp_path: Path) -> None:
+    image = tmp_path / "disk.raw"
+    image.write_bytes(bytes(5 << 20))
+    assert ImportVolume().estimate(params(image)) == pytest.approx(60.1)
+    assert ImportVolume().estimate(params(tmp_path / "absent.raw")) is None
