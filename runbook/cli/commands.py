@@ -118,10 +118,12 @@ def _execute(args: argparse.Namespace, kind: str) -> int:
     if kind == "rehearsal" and targets is None:
         from runbook.cli.lab import rehearsal_lab
 
-        _load(args.file)  # an invalid runbook fails (exit 2) before a lab is started
-        # The lab lives exactly as long as the rehearsal (or is the one `lab up` started).
-        with rehearsal_lab() as lab_targets:
-            return _execute_with(args, kind, lab_targets)
+        # An invalid runbook fails (exit 2) before a lab is started; one that names no
+        # targets needs no lab at all.
+        if _load(args.file).targets:
+            # The lab lives exactly as long as the rehearsal (or is the one `lab up` started).
+            with rehearsal_lab() as lab_targets:
+                return _execute_with(args, kind, lab_targets)
     return _execute_with(args, kind, targets)
 
 

@@ -191,7 +191,17 @@ def _clouds(lab: Lab, stack: contextlib.ExitStack) -> None:
     path = lab.dir / "secrets" / "clouds.yaml"
     src.write_clouds_yaml(path, "lab-source", **{"lab-destination": dst})
     path.chmod(0o600)
-    lab.targets["source"]["openstack"] = {"cloud": "lab-source", "clouds_yaml": str(path)}
+    data_dir = lab.dir / "openstack-data"  # where exports land, like OS-Migrate's data dir
+    data_dir.mkdir(exist_ok=True)
+    lab.targets["source"]["openstack"] = {"cloud": "lab-source", "clouds_yaml": str(path),
+                                          "data_dir": str(data_dir)}
+    # The conversion host of seeds/004 exports a stopped instance's volume as an image
+    # file; in the lab the nfs_server volume is a small raw file copied into data_dir.
+    volume = lab.dir / "volumes" / "nfs_server.raw"
+    volume.parent.mkdir(exist_ok=True)
+    volume.write_bytes(b"\0" * 512 + b"lab nfs_server volume\n" * 2048)
+    lab.targets["source"]["conversion_host"] = {
+        "export_command": ["cp", str(volume), str(data_dir / "nfs_server.raw")]}
     lab.targets["destination"]["openstack"] = {"cloud": "lab-destination",
                                                "clouds_yaml": str(path)}
     lab.handles.update(openstack_source=src, openstack_destination=dst)
@@ -236,7 +246,7 @@ def lab_session(directory: str | Path | None = None) -> Iterator[Lab]:
     finally:
         import shutil
 
-        for sub in ("secrets", "bosh", "disks"):
+        for sub in ("secrets", "bosh", "disks", "volumes", "openstack-data"):
             shutil.rmtree(lab.dir / sub, ignore_errors=True)
         if made:
             shutil.rmtree(lab.dir, ignore_errors=True)
