@@ -113,7 +113,8 @@ class LockHeld(StoreError):
     def __init__(self, name: str, holder: dict[str, Any]) -> None:
         self.name = name
         self.holder = holder
-        who = ", ".join(f"{k}={v}" for k, v in holder.items())
+        first = [k for k in ("run", "pid", "host", "since") if k in holder]
+        who = ", ".join(f"{k}={holder[k]}" for k in first + sorted(set(holder) - set(first)))
         super().__init__(
             f"lock '{name}' is held by {who}; if that process is gone, "
             f"break the lock with: runbook unlock '{name}'"

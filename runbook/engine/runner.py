@@ -112,6 +112,11 @@ class Engine:
         #: seconds a timed-out step gets to stop before it is abandoned
         self.grace = GRACE
         self._executor: ThreadPoolExecutor | None = None
+        self._done: set[str] = set()
+        self._unmet: dict[str, int] = {}
+        self._candidates: set[str] = set()
+        self._dependents: dict[str, list[str]] = {}
+        self._fanouts: list[StepSpec] = []
 
     # -- public entry points ------------------------------------------------------------
     def preflight(self) -> None:
@@ -322,10 +327,10 @@ class Engine:
     # that each scheduling pass looks at a handful of steps, not at all 1,000 of them.
     def _index_frontier(self) -> None:
         specs = self.runbook.by_id
-        self._dependents: dict[str, list[str]] = {sid: [] for sid in specs}
-        self._unmet: dict[str, int] = {}
-        self._done: set[str] = set()
-        self._candidates: set[str] = set()
+        self._dependents = {sid: [] for sid in specs}
+        self._unmet = {}
+        self._done = set()
+        self._candidates = set()
         for spec in self.runbook.steps:
             for n in spec.needs:
                 self._dependents[n].append(spec.id)
@@ -338,7 +343,7 @@ class Engine:
                 self._candidates.add(spec.id)
 
     def _mark_done(self, step_id: str) -> None:
-        if step_id in self._done or not hasattr(self, "_unmet"):
+        if step_id in self._done or step_id not in self._unmet:
             return
         self._done.add(step_id)
         self._candidates.discard(step_id)

@@ -260,20 +260,30 @@ class SqlStore:
     # -- locks ---------------------------------------------------------------------------
     def acquire_lock(self, name: str, holder: dict[str, Any],
                      steal_if: Callable[[dict[str, Any]], bool] | None = None) -> None:
-        with self._tx() as cur:
-            cur.execute(self._sql("SELECT holder FROM locks WHERE name = ?"), (name,))
-            row = cur.fetchone()
-            if row is not None:
-                current = loads(row[0], f"lock {name}") or {}
+        """Take lock ``name``; a different holder raises LockHeld unless ``steal_if`` says
+        the holder is gone. ``steal_if`` may read the store, so it runs outside the
+        transaction, and the swap then only happens if the holder is still the same."""
+        for _ in range(5):
+            current = self.lock_holder(name)
+            if current is not None:
                 same = current.get("run") == holder.get("run") and \
                     current.get("pid") == holder.get("pid")
                 if not same and not (steal_if and steal_if(current)):
                     raise LockHeld(name, current)
-                cur.execute(self._sql("UPDATE locks SET holder = ? WHERE name = ?"),
-                            (dumps(holder), name))
-            else:
-                cur.execute(self._sql("INSERT INTO locks (name, holder) VALUES (?, ?)"),
-                            (name, dumps(holder)))
+            with self._tx() as cur:
+                cur.execute(self._sql("SELECT holder FROM locks WHERE name = ?"), (name,))
+                row = cur.fetchone()
+                now = loads(row[0], f"lock {name}") if row else None
+                if now != current:
+                    continue  # someone else moved first: look again
+                if row is None:
+                    cur.execute(self._sql("INSERT INTO locks (name, holder) VALUES (?, ?)"),
+                                (name, dumps(holder)))
+                else:
+                    cur.execute(self._sql("UPDATE locks SET holder = ? WHERE name = ?"),
+                                (dumps(holder), name))
+                return
+        raise LockHeld(name, self.lock_holder(name) or {})
 
     def release_lock(self, name: str, holder_run: str | None = None) -> None:
         with self._tx() as cur:

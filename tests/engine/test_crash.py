@@ -84,7 +84,7 @@ def test_rerun_interrupted_runs_the_step_again(tmp_path: Path) -> None:
 def test_resume_refuses_a_changed_runbook_unless_accepted(tmp_path: Path) -> None:
     path = runbook(tmp_path)
     cli(tmp_path, "run", str(path), "--run-id", "r1", kill_at="b:start:before")
-    path.write_text(path.read_text().replace("echo d", "echo dd") + "  - id: e\n    uses: wait\n"
+    path.write_text(path.read_text().replace("echo d >>", "echo  d >>") + "  - id: e\n    uses: wait\n"
                     "    with: {duration: 0s}\n")
     refused = cli(tmp_path, "resume", "r1")
     assert refused.returncode == 2
