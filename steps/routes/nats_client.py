@@ -111,7 +111,7 @@ class NatsRouteSource:
         return asyncio.run(self._capture(duration, default_interval, greet, greet_wait,
                                          cancelled))
 
-    async def _connect(self, errors: list[BaseException]) -> Any:
+    async def _connect(self, errors: list[BaseException], capture: Capture) -> Any:
         try:
             import nats
             import nats.errors
@@ -119,7 +119,11 @@ class NatsRouteSource:
             raise MissingDependency("nats", "nats") from None
 
         async def on_error(exc: Exception) -> None:
-            errors.append(exc)
+            # nats-py reports every message it had to drop; count those, keep the rest.
+            if isinstance(exc, nats.errors.SlowConsumerError):
+                capture.dropped += 1
+            else:
+                errors[:] = [*errors[-4:], exc]
 
         s = self.settings
         try:
@@ -146,11 +150,9 @@ class NatsRouteSource:
 
     async def _capture(self, duration: float | None, default_interval: float, greet: bool,
                        greet_wait: float, cancelled: threading.Event) -> Capture:
-        import nats.errors
-
         errors: list[BaseException] = []
-        nc = await self._connect(errors)
         capture = Capture()
+        nc = await self._connect(errors, capture)
         events = EventLog()
         try:
             async def on_register(msg: Any) -> None:
@@ -181,7 +183,6 @@ class NatsRouteSource:
                 await asyncio.sleep(min(0.1, left))
             capture.listened = time.monotonic() - started
             await nc.flush()
-            capture.dropped = sum(1 for e in errors if isinstance(e, nats.errors.SlowConsumerError))
         finally:
             # drain() lets the callbacks finish what was already delivered.
             try:

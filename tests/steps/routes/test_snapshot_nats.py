@@ -163,3 +163,20 @@ def test_a_stopping_run_stops_the_capture(tmp_path: Path, nats_server: Nats) -> 
     with pytest.raises(StepCancelled):
         run(ctx, params)
     timer.join()
+
+
+def test_losing_nats_during_the_capture_is_a_clear_error(tmp_path: Path) -> None:
+    try:
+        server = Nats().__enter__()
+    except ServerUnavailable as exc:
+        missing(str(exc))
+    ctx, params = prepare(tmp_path, nats_target(server.url), {"duration": "30s",
+                                                              "greet": False})
+    stopper = threading.Timer(0.8, server.__exit__, args=(None, None, None))
+    stopper.start()
+    with pytest.raises(StepFailed, match=r"^the NATS connection was lost during the capture "
+                                         r"\(.*\); the snapshot would be incomplete, run the "
+                                         r"step again \(nothing was saved\)$"):
+        run(ctx, params)
+    stopper.join()
+    assert not list(ctx.artifact_dir.iterdir())
