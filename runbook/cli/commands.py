@@ -364,3 +364,15 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from runbook.cli.lab import cmd_lab as lab
 
     return lab(args)
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from runbook.errors import StepFailed
+    from steps.bosh.manifest import render_manifest
+
+    try:
+        rendered = render_manifest(args.iaas, args.vars, args.output, args.templates)
+    except StepFailed as exc:  # a template or variables problem: the operator's input
+        raise InputError(str(exc)) from None
+    print(f"wrote {rendered.manifest_path} and {rendered.cloud_config_path}")
+    return EXIT_OK

@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("steps", help="the step catalogue: types and their parameters")
 
+    mf = sub.add_parser("manifest", help="BOSH manifests for the target IaaS")
+    mf_sub = mf.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")
+    mr = mf_sub.add_parser("render", help="render manifests/ for one IaaS")
+    mr.add_argument("--iaas", required=True, choices=["vcloud", "openstack", "aws", "cloudstack"])
+    mr.add_argument("--vars", required=True, metavar="FILE", help="variables YAML file")
+    mr.add_argument("--output", "-o", required=True, metavar="FILE",
+                    help="manifest path; the cloud config is written beside it")
+    mr.add_argument("--templates", help="template directory (default: manifests/)")
+
     from runbook.cli.lab import add_parser as add_lab_parser
 
     add_lab_parser(sub)
