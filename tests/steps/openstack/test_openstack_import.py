@@ -272,3 +272,22 @@ def test_references_to_filtered_out_resources_keep_their_names(clouds: Any,
                                 exclude=["cf-bosh", "def*"]).read_text())
     assert doc["networks"] == [] and [g["name"] for g in doc["security_groups"]] == ["cf-web"]
     assert {s["network"] for s in doc["subnets"]} == {"cf"}
+
+
+def test_a_rule_added_to_an_existing_group_is_all_that_revert_removes(
+        clouds: Any, layout: Any) -> None:
+    path = export(clouds)
+    dst = clouds.sdk(clouds.dst).network
+    bosh = dst.create_security_group(name="cf-bosh", description="director")
+    ssh = dst.create_security_group_rule(security_group_id=bosh.id, direction="ingress",
+                                         protocol="tcp", port_range_min=22,
+                                         port_range_max=22, remote_ip_prefix="10.0.0.0/8")
+    step, ctx = ImportResources(), clouds.context()
+    params = import_params(path, kinds=["security_groups"], include=["cf-bosh"])
+    plan, result = run(step, ctx, params)
+    assert [a.description for a in plan.actions] == [
+        "add rule to security group 'cf-bosh': ingress IPv4 tcp 6868 from group 'cf-bosh'"]
+    assert result.outputs["unchanged"] == 1
+    step.revert(ctx, params, result.record)
+    left = {r["id"] for r in clouds.dst.find("security-group-rules", security_group_id=bosh.id)}
+    assert ssh.id in left and len(left) == 3  # ssh plus Neutron's two egress rules
