@@ -270,7 +270,7 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
 
 @dataclass(frozen=True)
 class CompareRoutesParams:
-    old: str = param(doc="path of the old snapshot, e.g. {{ steps.snap-old.outputs.path }}")
+    old: str = param(doc="path of the old snapshot, e.g. {{ steps['snap-old'].outputs.path }}")
     new: str = param(doc="path of the new snapshot")
     old_sha256: str | None = param(None, doc="refuse the old snapshot unless it has this digest")
     new_sha256: str | None = param(None, doc="refuse the new snapshot unless it has this digest")
