@@ -8,7 +8,8 @@ the same step id (nearest-rank, so it is always a duration that really happened)
 the step's ``estimate``; a ``for_each`` step is that per-item time times the number of
 waves its items run in. The forecast is the remaining critical path (steps of phase
 ``after`` excluded: they run once the downtime is over) plus the time a full rollback
-would take, against the time left in the window minus its ``rollback_reserve``.
+would take (steps of phase ``after`` excluded there too), against the time left in the
+window minus its ``rollback_reserve``.
 """
 
 from __future__ import annotations
@@ -182,9 +183,11 @@ def rollback_seconds(runbook: Runbook, inputs: Inputs, step_ids: list[str]) -> f
     by_id = runbook.by_id
     total = 0.0
     for step_id in step_ids:
-        if inputs.states.get(step_id) == "skipped":
-            continue
         spec = by_id[step_id]
+        # 'after' steps run once the downtime is over: a failure inside the window
+        # never has them to undo
+        if inputs.states.get(step_id) == "skipped" or spec.phase == "after":
+            continue
         total += revert_time(spec, inputs.reverted.get(step_id, []),
                              inputs.items.get(step_id, 1)).seconds
     return total

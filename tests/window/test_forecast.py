@@ -83,13 +83,13 @@ def test_estimates_only() -> None:
     # cleanup is phase 'after' and does not count
     assert f.path == ["freeze", "dump", "switch"]
     assert f.remaining == (5 + 30 + 4) * 60
-    # rollback: freeze 5m + dump 30m + 5 disks one by one 50m + cleanup 1h (it will have
-    # run and must be undone too); switch has rollback: none
-    assert f.rollback == (5 + 30 + 50 + 60) * 60
+    # rollback: freeze 5m + dump 30m + 5 disks one by one 50m; switch has rollback: none
+    # and cleanup runs after the downtime, so no failure in the window has it to undo
+    assert f.rollback == (5 + 30 + 50) * 60
     assert f.left == 3 * 3600 and f.usable == 3 * 3600 - 20 * 60
-    # needed 39m + 2h25m = 3h04m against 3h - 20m = 2h40m usable: 24m short
-    assert f.needed == (39 + 145) * 60
-    assert f.fits is False and f.margin == -24 * 60
+    # needed 39m + 1h25m = 2h04m against 3h - 20m = 2h40m usable: 36m to spare
+    assert f.needed == (39 + 85) * 60
+    assert f.fits is True and f.margin == 36 * 60
 
 
 def test_history_wins_over_estimates_and_a_running_step_counts_its_remainder() -> None:
@@ -106,12 +106,12 @@ def test_history_wins_over_estimates_and_a_running_step_counts_its_remainder() -
     assert f.path == ["dump", "switch"]
     assert f.remaining == (38 + 4) * 60
     assert f.times["dump"].source == "p90 of 10 runs, remainder"
-    # rollback: freeze p90 2m + dump p90 7m + disks 5 x estimate 10m + cleanup 1h
-    assert f.rollback == (2 + 7 + 50 + 60) * 60
+    # rollback: freeze p90 2m + dump p90 7m + disks 5 x estimate 10m (no revert history)
+    assert f.rollback == (2 + 7 + 50) * 60
     assert f.left == 2 * 3600 + 45 * 60
-    assert f.needed == (42 + 119) * 60
+    assert f.needed == (42 + 59) * 60
     assert f.usable == (165 - 20) * 60
-    assert not f.fits and f.margin == -16 * 60
+    assert f.fits and f.margin == 44 * 60
 
 
 def test_the_arithmetic_lines_add_up() -> None:
@@ -122,20 +122,20 @@ def test_the_arithmetic_lines_add_up() -> None:
         "forecast before the first downtime step 'freeze', at 2026-11-28T22:00:00+01:00:",
         ("  remaining critical path        39m  freeze 5m (estimate) -> dump 30m (estimate) "
         "-> switch 4m (estimate)"),
-        "+ rollback of every step       2h25m",
-        "= needed                       3h04m",
+        "+ rollback of every step       1h25m",
+        "= needed                       2h04m",
         "  window left                  3h00m  (until 2026-11-29T01:00:00+01:00)",
         "- rollback reserve               20m",
         "= usable                       2h40m",
-        "  DOES NOT FIT: 24m short",
+        "  fits with 36m to spare",
     ]
 
 
 def test_latest_start_of_the_point_of_no_return() -> None:
     rb = runbook(RB)
     moment = latest_start(rb, Inputs(now=OPEN, items={"disks": 5}), rb.windows[0], "switch")
-    # window end 00:00 UTC - reserve 20m - switch 4m - full rollback 2h25m = 21:11 UTC
-    assert moment == at("2026-11-28T21:11:00+00:00")
+    # window end 00:00 UTC - reserve 20m - switch 4m - rollback 1h25m = 22:11 UTC
+    assert moment == at("2026-11-28T22:11:00+00:00")
 
 
 @pytest.mark.parametrize("values", [[], [0.0]])
