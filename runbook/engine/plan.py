@@ -3,6 +3,7 @@ secrets are not resolved, ``observe`` is not called, nothing is written."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from runbook.duration import format_duration
@@ -45,7 +46,8 @@ def _plan_step(spec: StepSpec, runbook: Runbook, registry: Registry,
     context = {"vars": runbook.vars, "targets": runbook.targets,
                "steps": {s.id: {"outputs": _Unknown(s.id), "state": "planned"}
                          for s in runbook.steps},
-               "run": {"id": "(plan)", "rehearsal": False}}
+               "run": {"id": "(plan)", "rehearsal": False,
+                       "dir": str(Path(runbook.path).resolve().parent)}}
     if item is not None:
         context["item"] = item
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runbook.errors import StepFailed
@@ -45,7 +46,10 @@ def template_context(runbook: Runbook, rows: dict[str, StepRow], run_id: str,
                      rehearsal: bool, item: Any = None) -> dict[str, Any]:
     """What templates see: vars, targets (references unresolved), steps.ID.outputs, item."""
     ctx = {"vars": runbook.vars, "targets": runbook.targets,
-           "steps": _StepsView(runbook, rows), "run": {"id": run_id, "rehearsal": rehearsal}}
+           "steps": _StepsView(runbook, rows),
+           # run.dir: the runbook's directory, for paths next to the runbook file
+           "run": {"id": run_id, "rehearsal": rehearsal,
+                   "dir": str(Path(runbook.path).resolve().parent)}}
     if item is not None:
         ctx["item"] = item
     return ctx

