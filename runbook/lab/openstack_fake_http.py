@@ -112,7 +112,8 @@ class Handler(BaseHTTPRequestHandler):
                         del cloud.failures[(verb, suffix)]
                         raise ApiError(code, text, "InternalServerError")
                 status, payload, headers = _route(cloud, method, path, query, raw,
-                                                  self.headers.get("X-Auth-Token"))
+                                                  self.headers.get("X-Auth-Token"),
+                                                  self.headers.get("Content-Type", ""))
         except ApiError as exc:
             status, payload, headers = exc.status, _error(path, exc), {}
         except (ValueError, KeyError, TypeError) as exc:
@@ -147,7 +148,12 @@ def _versions(cloud: OpenStackFake, prefix: str, vid: str, suffix: str, **extra:
 
 
 def _route(cloud: OpenStackFake, method: str, path: str, query: dict[str, list[str]],
-           raw: bytes, token: str | None) -> Reply:
+           raw: bytes, token: str | None, content_type: str = "") -> Reply:
+    if path.endswith("/file") and method == "PUT" \
+            and content_type.split(";")[0].strip() != "application/octet-stream":
+        # Glance takes image data only as application/octet-stream.
+        raise ApiError(415, f"Unsupported Media Type: {content_type or 'none'}",
+                       "Unsupported Media Type")
     body: Json = json.loads(raw) if raw and not path.endswith("/file") else {}
     if path.startswith("/identity"):
         return _identity(cloud, method, path, body)
@@ -187,6 +193,11 @@ def _identity(cloud: OpenStackFake, method: str, path: str, body: Json) -> Reply
         raise ApiError(404, f"The resource could not be found: {path}", "Not Found")
     identity = body["auth"]["identity"]
     user = identity.get("password", {}).get("user", {})
+    project = body["auth"].get("scope", {}).get("project", {})
+    if project.get("name", cloud.project_name) != cloud.project_name and \
+            project.get("id") != cloud.project_id:
+        raise ApiError(401, "The request you have made requires authentication.",
+                       "Unauthorized")
     if "password" not in identity.get("methods", []) or user.get("name") != cloud.username \
             or user.get("password") != cloud.password:
         raise ApiError(401, "The request you have made requires authentication.",

@@ -100,3 +100,31 @@ def test_every_project_has_a_default_security_group(clouds: Any) -> None:
                   for r in group.security_group_rules) == [
         ("egress", "IPv4", None), ("egress", "IPv6", None),
         ("ingress", "IPv4", group.id), ("ingress", "IPv6", group.id)]
+
+
+def test_glance_takes_image_data_only_as_octet_stream(clouds: Any) -> None:
+    conn = clouds.sdk(clouds.dst)
+    conn.authorize()
+    image = conn.image.create_image(name="img", disk_format="raw", container_format="bare",
+                                    allow_duplicates=True, data=b"x")
+    queued = clouds.dst.add("images", name="q", disk_format="raw", container_format="bare")
+    request = urllib.request.Request(
+        f"{clouds.dst.url}/image/v2/images/{queued['id']}/file", data=b"data", method="PUT",
+        headers={"X-Auth-Token": conn.auth_token, "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request)
+    assert caught.value.code == 415
+    assert clouds.dst.find("images", id=image.id)[0]["status"] == "active"
+
+
+def test_a_token_is_only_given_for_the_cloud_s_project(clouds: Any) -> None:
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": clouds.dst.username, "password": clouds.dst.password,
+        "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": "another", "domain": {"name": "Default"}}}}}
+    request = urllib.request.Request(f"{clouds.dst.url}/identity/v3/auth/tokens",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request)
+    assert caught.value.code == 401
