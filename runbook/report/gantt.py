@@ -38,13 +38,14 @@ def _bars(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _span(report: dict[str, Any], bars: list[dict[str, Any]]) -> tuple[datetime, datetime] | None:
+def _span(report: dict[str, Any], bars: list[dict[str, Any]],
+          windows: bool = True) -> tuple[datetime, datetime] | None:
     moments = [m for b in bars for m in (b["start"], b["end"], b["wait_from"]) if m]
     moments += [m for b in bars if b["revert"] for m in b["revert"] if m]
     if not moments:
         return None
     lo, hi = min(moments), max(moments)
-    for w in report["windows"]:
+    for w in report["windows"] if windows else []:
         ws, we = ts(w["start"]), ts(w["end"])
         if ws and we and ws - NEAR <= hi and we + NEAR >= lo:
             lo, hi = min(lo, ws), max(hi, we)
@@ -59,12 +60,24 @@ def _tz(report: dict[str, Any]) -> tzinfo | None:
     return start.tzinfo if start else None
 
 
-def gantt(report: dict[str, Any]) -> str:
+def needs_zoom(report: dict[str, Any]) -> bool:
+    """True when the run is a sliver of the window (a fast rehearsal): then a second
+    timeline fitted to the run is worth drawing."""
     bars = _bars(report)
-    span = _span(report, bars)
+    whole, run = _span(report, bars), _span(report, bars, windows=False)
+    if whole is None or run is None:
+        return False
+    return (run[1] - run[0]).total_seconds() < 0.1 * (whole[1] - whole[0]).total_seconds()
+
+
+def gantt(report: dict[str, Any], zoom: bool = False) -> str:
+    """The timeline; ``zoom`` fits it to the run's own times, leaving the window out."""
+    bars = _bars(report)
+    span = _span(report, bars, windows=not zoom)
     height = TOP + ROW_H * max(1, len(bars)) + BOTTOM
     width = LABEL_W + BAR_W + 20
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" role="img" '
+    svg_id = "timeline-run" if zoom else "timeline"
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" id="{svg_id}" role="img" '
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'font-family="sans-serif" font-size="12">'
             f"<title>Timeline of run {escape(report['run_id'])}</title>"
@@ -103,7 +116,9 @@ def gantt(report: dict[str, Any]) -> str:
         px = x(ts(ponr["at"]))  # type: ignore[arg-type]
         parts.append(f'<g id="ponr"><line x1="{px:.1f}" y1="{TOP - 14}" x2="{px:.1f}" '
                      f'y2="{bottom}" stroke="#d50000" stroke-width="2" stroke-dasharray="5,3"/>'
-                     f'<text x="{px + 4:.1f}" y="{TOP - 16}" fill="#d50000">point of no return'
+                     f'<text x="{px + (-4 if px > LABEL_W + BAR_W / 2 else 4):.1f}" '
+                     f'y="{TOP - 16}" fill="#d50000" text-anchor='
+                     f'"{"end" if px > LABEL_W + BAR_W / 2 else "start"}">point of no return'
                      f'</text></g>')
     parts.append("</svg>")
     return "".join(parts)
@@ -119,6 +134,11 @@ def _rect(x0: float, x1: float, y: float, h: float, fill: str, title: str,
 
 def _windows(report: dict[str, Any], x: Any, lo: datetime, hi: datetime,
              bottom: float) -> list[str]:
+    left, right = LABEL_W, LABEL_W + BAR_W
+
+    def clip(moment: datetime) -> float:  # a window wider than the axis stops at its ends
+        return min(right, max(left, x(moment)))
+
     parts = []
     for w in report["windows"]:
         ws, we = ts(w["start"]), ts(w["end"])
@@ -126,20 +146,19 @@ def _windows(report: dict[str, Any], x: Any, lo: datetime, hi: datetime,
             continue
         reserve = we - timedelta(seconds=w["rollback_reserve"])
         n = w["index"] + 1
-        parts.append(f'<g id="window-{w["index"]}" class="window">'
-                     f'<rect x="{x(ws):.1f}" y="{TOP - 8}" width="{x(we) - x(ws):.1f}" '
-                     f'height="{bottom - TOP + 8}" fill="#e3f2fd"/>'
-                     f'<rect x="{x(reserve):.1f}" y="{TOP - 8}" '
-                     f'width="{x(we) - x(reserve):.1f}" height="{bottom - TOP + 8}" '
-                     f'fill="#bbdefb"><title>rollback reserve</title></rect>'
-                     f'<line x1="{x(ws):.1f}" y1="{TOP - 30}" x2="{x(ws):.1f}" y2="{bottom}" '
-                     f'stroke="#0d47a1" stroke-width="2"/>'
-                     f'<line x1="{x(we):.1f}" y1="{TOP - 30}" x2="{x(we):.1f}" y2="{bottom}" '
-                     f'stroke="#0d47a1" stroke-width="2"/>'
-                     f'<text x="{x(ws) + 4:.1f}" y="{TOP - 30}" fill="#0d47a1">window {n} '
-                     f'opens</text>'
-                     f'<text x="{x(we) - 4:.1f}" y="{TOP - 30}" fill="#0d47a1" '
-                     f'text-anchor="end">window {n} closes</text></g>')
+        band = (f'<rect x="{clip(ws):.1f}" y="{TOP - 8}" width="{clip(we) - clip(ws):.1f}" '
+                f'height="{bottom - TOP + 8}" fill="#e3f2fd"/>')
+        if reserve < hi:
+            band += (f'<rect x="{clip(reserve):.1f}" y="{TOP - 8}" '
+                     f'width="{clip(we) - clip(reserve):.1f}" height="{bottom - TOP + 8}" '
+                     f'fill="#bbdefb"><title>rollback reserve</title></rect>')
+        for moment, word, anchor, dx in ((ws, "opens", "start", 4), (we, "closes", "end", -4)):
+            if lo <= moment <= hi:
+                band += (f'<line x1="{x(moment):.1f}" y1="{TOP - 30}" x2="{x(moment):.1f}" '
+                         f'y2="{bottom}" stroke="#0d47a1" stroke-width="2"/>'
+                         f'<text x="{x(moment) + dx:.1f}" y="{TOP - 30}" fill="#0d47a1" '
+                         f'text-anchor="{anchor}">window {n} {word}</text>')
+        parts.append(f'<g id="window-{w["index"]}" class="window">{band}</g>')
     return parts
 
 

@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 
 from runbook.report.compare import compare
-from runbook.report.gantt import gantt
+from runbook.report.gantt import gantt, needs_zoom
 from runbook.report.render import dur, sections, signed, summary
 
 CSS = """
@@ -22,7 +22,9 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #e0e0e0; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; }
 td.regression { color: #c62828; font-weight: bold; }
-pre { background: #fafafa; border: 1px solid #e0e0e0; padding: 8px; font-size: 12px; }
+pre { background: #fafafa; border: 1px solid #e0e0e0; padding: 8px; font-size: 12px;
+      overflow-x: auto; }
+svg { max-width: 100%; height: auto; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
 .legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px;
             vertical-align: middle; }
@@ -91,6 +93,8 @@ def html(report: dict[str, Any], compare_reports: list[dict[str, Any]] | None = 
              "<ul class=\"summary\">" + "".join(f"<li>{escape(line)}</li>" for line in lines)
              + "</ul>",
              "<h2>Timeline</h2>", gantt(report),
+             *(["<h2>Timeline of the run alone</h2>", gantt(report, zoom=True)]
+               if needs_zoom(report) else []),
              "<div class=\"legend\">" + "".join(f"<span><i style=\"background:{c}\"></i>"
                                                 f"{escape(t)}</span>" for c, t in LEGEND)
              + "</div>"]

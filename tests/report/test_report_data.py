@@ -127,3 +127,22 @@ def test_the_timeline_of_a_rolled_back_run_draws_the_reverts(
     assert bars[0] == ("260.0", "35.8")
     assert reverts == [("403.3", "14.3"), ("374.7", "28.7")]
     assert 'id="window-0"' in page and 'id="ponr"' not in page
+
+
+def test_a_run_that_is_a_sliver_of_its_window_gets_a_second_fitted_timeline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from runbook.report.gantt import gantt, needs_zoom
+
+    db, run_id = rolled_back_run(tmp_path, monkeypatch)
+    r = run_report(open_store(db), run_id, registry())
+    assert not needs_zoom(r)  # 22 minutes of a 2 hour window read fine on one axis
+    r["windows"][0]["end"] = "2026-11-29T20:00:00+01:00"  # a 22 hour window
+    assert needs_zoom(r)
+    fitted = gantt(r, zoom=True)
+    assert fitted.startswith('<svg xmlns="http://www.w3.org/2000/svg" id="timeline-run"')
+    # run-only axis 21:00..21:22: stop's bar starts at the left edge, 5/22 of 860 px wide
+    first = re.search(r'<rect class="bar" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', fitted)
+    assert first is not None and first.groups() == ("260.0", "195.5")
+    assert ">window 1 closes</text>" not in fitted  # the end is far off this axis
