@@ -5,6 +5,7 @@ return as a line. Plain SVG text, no scripts, so the file works offline and in p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from html import escape
 from typing import Any
@@ -132,8 +133,8 @@ def _rect(x0: float, x1: float, y: float, h: float, fill: str, title: str,
             f"<title>{escape(title)}</title></rect>")
 
 
-def _windows(report: dict[str, Any], x: Any, lo: datetime, hi: datetime,
-             bottom: float) -> list[str]:
+def _windows(report: dict[str, Any], x: Callable[[datetime], float], lo: datetime,
+             hi: datetime, bottom: float) -> list[str]:
     left, right = LABEL_W, LABEL_W + BAR_W
 
     def clip(moment: datetime) -> float:  # a window wider than the axis stops at its ends
@@ -162,7 +163,8 @@ def _windows(report: dict[str, Any], x: Any, lo: datetime, hi: datetime,
     return parts
 
 
-def _axis(lo: datetime, total: float, x: Any, bottom: float, tz: tzinfo | None) -> list[str]:
+def _axis(lo: datetime, total: float, x: Callable[[datetime], float], bottom: float,
+          tz: tzinfo | None) -> list[str]:
     step = next((t for t in TICKS if total / t <= 10), TICKS[-1])
     first = lo.timestamp() // step * step + step
     parts = [(f'<line x1="{LABEL_W}" y1="{bottom}" x2="{LABEL_W + BAR_W}" y2="{bottom}" '
