@@ -84,15 +84,17 @@ def run_import(ctx: StepContext, cloud: Cloud, ops: list[Op], same: list[Op],
             else:
                 router, subnet = names("router", op["name"]), names("subnet", op["subnet"])
                 cloud.add_interface(router, subnet)
-                done.append({"do": "add_interface", "name": op["name"],
-                             "subnet": op["subnet"], "router_id": router,
-                             "subnet_id": subnet})
+                done.append({"do": "add_interface", "kind": "router interface",
+                             "name": op["name"], "subnet": op["subnet"],
+                             "router_id": router, "subnet_id": subnet})
             ctx.checkpoint({**record, "done": list(done)})  # a snapshot, not a live view
     except StepFailed as exc:
         raise StepFailed(f"{exc} ({len(done)} change(s) made before this; revert undoes "
                          "them)", record=record) from None
     counts = {r: sum(1 for x in resources if x["result"] == r)
               for r in ("created", "updated", "unchanged")}
+    counts["rules_added"] = sum(1 for d in done if d["kind"] == "security group rule")
+    counts["interfaces_added"] = sum(1 for d in done if d["do"] == "add_interface")
     return Result(outputs={**counts, "resources": resources}, record=record,
                   changed=bool(done))
 

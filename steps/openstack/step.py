@@ -182,12 +182,14 @@ class ImportResources(Step[ImportParams]):
     name. A resource that exists and equals the file is left alone; a differing one is
     updated (its old values recorded); rules and router interfaces are only ever added.
     Reads target key ``openstack``. Outputs: ``created``, ``updated``, ``unchanged``
-    counts and ``resources`` (kind, name, id, result). Revert deletes only what this
-    import created and restores what it updated."""
+    (counts of networks, subnets, routers and groups), ``rules_added``,
+    ``interfaces_added`` and ``resources`` (kind, name, id, result). Revert deletes only
+    what this import created and restores what it updated."""
 
     Params = ImportParams
     idempotent = True
-    outputs = ("created", "updated", "unchanged", "resources")
+    outputs = ("created", "updated", "unchanged", "rules_added", "interfaces_added",
+               "resources")
 
     def observe(self, ctx: StepContext, params: ImportParams) -> dict[str, Any]:
         return self._facts(open_cloud(ctx, params), params, required=False)

@@ -73,6 +73,7 @@ def test_import_creates_everything_then_is_unchanged_and_revert_removes_it(
     assert plan.actions[-1].description == "attach subnet 'cf-z2' to router 'cf-router'"
     # Both projects have Neutron's own "default" group: it matches and stays untouched.
     assert (result.outputs["created"], result.outputs["unchanged"]) == (6, 1)
+    assert (result.outputs["rules_added"], result.outputs["interfaces_added"]) == (3, 2)
     router = clouds.dst.find("routers", name="cf-router")[0]
     public = clouds.dst.find("networks", name="public")[0]
     assert router["external_gateway_info"]["network_id"] == public["id"]
