@@ -87,7 +87,11 @@ class Rollback:
         except RunbookError as exc:
             return f"cannot prepare its revert: {exc}"
         if not prepared.step.can_revert(prepared.params):
-            return f"step type '{spec.uses}' cannot undo its work"
+            try:
+                why = prepared.step.revert_plan(prepared.params, row.record).reason
+            except Exception:
+                why = ""
+            return why or f"step type '{spec.uses}' cannot undo its work"
         return None
 
     def _item(self, spec: StepSpec, row: StepRow) -> Any:

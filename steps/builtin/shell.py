@@ -61,7 +61,8 @@ class Shell(Step[ShellParams]):
                              + (f": {tail}" if tail else "") + f" (log: {log})")
         return Result(outputs={"returncode": done.returncode,
                                "stdout": ctx.redact(done.stdout[-OUTPUT_LIMIT:]),
-                               "stderr": ctx.redact(done.stderr[-OUTPUT_LIMIT:]), "log": log})
+                               "stderr": ctx.redact(done.stderr[-OUTPUT_LIMIT:]), "log": log},
+                      changed=not params.read_only)
 
     def verify(self, ctx: StepContext, params: ShellParams, result: Result | None) -> bool | None:
         if params.verify:
