@@ -92,9 +92,11 @@ class ExportParams(CloudParams):
 
 
 class ExportResources(Step[ExportParams]):
-    """Write a cloud's networks, subnets, routers and security groups to an editable
-    YAML file. Reads target key ``openstack``. Outputs: ``path`` and a count per kind.
-    Revert puts back the file that was there before (or removes the new one)."""
+    """Write a cloud's networks, subnets, routers and security groups to a YAML file.
+
+    The file is meant to be read and edited before ``openstack.import``. Reads target key
+    ``openstack``. Outputs: ``path`` and a count per kind. Revert puts back the file that
+    was there before (or removes the new one)."""
 
     Params = ExportParams
     idempotent = True
@@ -178,8 +180,9 @@ class ImportParams(CloudParams):
 
 
 class ImportResources(Step[ImportParams]):
-    """Create (or bring in line) the resources of a resource file on a cloud, matched by
-    name. A resource that exists and equals the file is left alone; a differing one is
+    """Create the resources of a resource file on a cloud, matching existing ones by name.
+
+    A resource that exists and equals the file is left alone; a differing one is
     updated (its old values recorded); rules and router interfaces are only ever added.
     Reads target key ``openstack``. Outputs: ``created``, ``updated``, ``unchanged``
     (counts of networks, subnets, routers and groups), ``rules_added``,
@@ -280,10 +283,13 @@ class ImportVolumeParams(CloudParams):
 
 
 class ImportVolume(Step[ImportVolumeParams]):
-    """Upload an image file to Glance, create a Cinder volume from it and wait until it
-    is ``available``. Reads target key ``openstack``. Outputs: ``volume_id``,
-    ``image_id``, ``size_gb``, ``disk_format``, ``uploaded_bytes``. Revert deletes the
-    volume and the image if this step created them."""
+    """Upload an image file to Glance and turn it into an available Cinder volume.
+
+    The image's format and virtual size are read from the file's header first, so a
+    wrong ``disk_format`` or a too small ``size_gb`` fails before anything is uploaded.
+    Reads target key ``openstack``. Outputs: ``volume_id``, ``image_id``, ``size_gb``,
+    ``disk_format``, ``uploaded_bytes``. Revert deletes the volume, and the image if this
+    step created it."""
 
     Params = ImportVolumeParams
     outputs = ("volume_id", "image_id", "size_gb", "disk_format", "uploaded_bytes")
