@@ -299,7 +299,8 @@ class Gate:
             reverted: dict[str, list[float]] = {}
             wanted = set(engine.runbook.by_id)
             for run in engine.store.list_runs():
-                if run.run_id == engine.run_id:
+                # step ids mean something only within one runbook
+                if run.run_id == engine.run_id or run.runbook != engine.runbook.name:
                     continue
                 for row in engine.store.steps(run.run_id).values():
                     if row.step_id not in wanted or row.info.get("parent"):

@@ -12,6 +12,7 @@ from runbook.clock import FakeClock
 from runbook.engine.gate import Gate
 from runbook.engine.runner import Options
 from runbook.errors import GoNoGoRefused
+from runbook.store.base import RunRow, StepRow, Store, open_store
 from tests.window.kit import Recorder, at, engine, follow_clock, runbook
 
 MOVE = """
@@ -166,3 +167,44 @@ def test_the_point_of_no_return_is_refused_after_a_step_ran_long(
                 if d["kind"] == "go_no_go"]
     assert verdicts == [("stop", "go"), ("switch", "no-go")]
     assert "switch" not in e.store.steps(run_id)
+
+
+def _past_run(store: Store, run_id: str, runbook_name: str, kind: str,
+              steps: dict[str, tuple[str, str, str]], parents: tuple[str, ...] = ()) -> None:
+    """A finished run as the store keeps it: state and stored start/end per step."""
+    store.create_run(RunRow(run_id=run_id, runbook=runbook_name, path="move.yml", digest="x",
+                            text="", kind=kind, state="succeeded", created_at="2026-11-01"))
+    for key, (state, start, end) in steps.items():
+        store.save_step(StepRow(run_id=run_id, key=key, step_id=key.split("[")[0],
+                                state=state, started_at=start, finished_at=end,
+                                info={"parent": True, "items": [1, 2]} if key in parents
+                                else {}),
+                        event="seed", from_state=None)
+
+
+def test_history_of_the_same_runbook_replaces_estimates(clock: FakeClock,
+                                                        tmp_path: Path) -> None:
+    store = open_store("memory://")
+    day = "2026-11-0{}T10:{:02d}:00+00:00"
+    # two rehearsals of this runbook: stop took 12m and 16m, sync items 10m..20m
+    _past_run(store, "r1", "move", "rehearsal", {
+        "stop": ("succeeded", day.format(1, 0), day.format(1, 12)),
+        "sync[0]": ("succeeded", day.format(1, 0), day.format(1, 10)),
+        "sync[1]": ("reverted", day.format(1, 0), day.format(1, 20))})
+    _past_run(store, "r2", "move", "rehearsal", {
+        "stop": ("succeeded", day.format(2, 0), day.format(2, 16)),
+        "sync": ("succeeded", day.format(2, 0), day.format(2, 59))},  # all items, not one
+        parents=("sync",))
+    # another runbook's 'stop' and a failed attempt say nothing about this one
+    _past_run(store, "x1", "other", "run", {"stop": ("succeeded", day.format(3, 0),
+                                                     day.format(3, 59))})
+    _past_run(store, "r3", "move", "run", {"stop": ("failed", day.format(4, 0),
+                                                    day.format(4, 59))})
+    rec = Recorder()
+    e = engine(runbook(MOVE.format(length="3h")), clock, tmp_path, store=store, emit=rec)
+    e.start(Options())
+    assert e.execute() == "succeeded"
+    lines = rec.messages("decision")[0].splitlines()
+    # stop: p90 of [12m, 16m] = 16m; sync: p90 of [10m, 20m] = 20m x 2 waves
+    assert lines[1] == ("  remaining critical path      1h01m  stop 16m (p90 of 2 runs) -> "
+                        "sync 40m (p90 of 2 runs, 20m x 2) -> switch 5m (estimate)")
