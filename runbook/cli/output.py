@@ -7,6 +7,7 @@ every step's state and elapsed time, the window countdown and the latest forecas
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -230,7 +231,9 @@ class LiveView(Printer):
     def _draw(self) -> None:
         if self._paused or self._stop.is_set():
             return
-        lines = self.block()
+        # a wrapped line would make the next erase move up too few lines: cut to fit
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        lines = [line[:width] for line in self.block()]
         self.stream.write("\n".join(lines) + "\n")
         self._drawn = len(lines)
 
