@@ -137,6 +137,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
         if notes:
             lines += [""] + [f"- {_cell(n)}" for n in notes]
+        if title == "Decisions":  # the arithmetic as printed, for the change board
+            for d in report["decisions"]:
+                if d.get("arithmetic"):
+                    lines += ["", "```", *d["arithmetic"], f"verdict: {d['verdict']}", "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -146,3 +146,14 @@ def test_a_run_that_is_a_sliver_of_its_window_gets_a_second_fitted_timeline(
     first = re.search(r'<rect class="bar" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', fitted)
     assert first is not None and first.groups() == ("260.0", "195.5")
     assert ">window 1 closes</text>" not in fitted  # the end is far off this axis
+
+
+def test_markdown_keeps_the_go_no_go_arithmetic(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    db, run_id, _ = resumed_run(tmp_path, monkeypatch)
+    md = render.markdown(run_report(open_store(db), run_id))
+    block = md.split("```\n")[1]
+    assert block.splitlines()[0] == ("forecast before the first downtime step 'stop', at "
+                                     "2026-11-28T22:00:00+01:00:")
+    assert block.splitlines()[-1] == "verdict: go"
+    assert md.count("```") == 6  # three decisions, each fenced
