@@ -196,7 +196,11 @@ def describe(cls: type) -> list[tuple[str, str, str, str]]:
     rows = []
     tps = hints(cls)
     for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
+        if isinstance(f.default, Duration):
+            from runbook.duration import format_duration
+
+            default = format_duration(f.default)
+        elif f.default is not dataclasses.MISSING:
             default = repr(f.default)
         elif f.default_factory is not dataclasses.MISSING:
             default = repr(f.default_factory())

@@ -345,6 +345,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 def cmd_steps(args: argparse.Namespace) -> int:
     from runbook.params import describe
     from runbook.registry import default_registry
+    from runbook.step import Step
 
     reg = default_registry()
     for name in reg.names():
@@ -353,17 +354,21 @@ def cmd_steps(args: argparse.Namespace) -> int:
         except Exception as exc:
             print(f"{name}: unavailable ({exc})")
             continue
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name}: {doc}")
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        undo = "can undo" if cls.revert is not Step.revert else "no undo"
+        if args.markdown:
+            print(f"### `{name}`\n\n{doc}\n")
+            print("| parameter | type | default | meaning |\n|---|---|---|---|")
+            for pname, ptype, default, pdoc in describe(cls.Params):
+                print(f"| `{pname}` | {ptype} | `{default}` | {pdoc} |".replace("`required`",
+                                                                                "required"))
+            outputs = ", ".join(f"`{o}`" for o in cls.outputs or ())
+            print(f"\nOutputs: {outputs or 'none declared'}.\n")
+            continue
+        print(f"{name}: {doc} [{undo}]")
         for pname, ptype, default, pdoc in describe(cls.Params):
-            print(f"    {pname:<20} {ptype:<36} {default:<12} {pdoc}")
+            print(f"    {pname:<22} {ptype:<34} {default:<12} {pdoc}")
     return EXIT_OK
-
-
-def cmd_lab(args: argparse.Namespace) -> int:
-    from runbook.cli.lab import cmd_lab as lab
-
-    return lab(args)
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:

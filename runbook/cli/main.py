@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     ul = sub.add_parser("unlock", help="break a stale lock (see 'runbook status')")
     ul.add_argument("name")
 
-    sub.add_parser("steps", help="the step catalogue: types and their parameters")
+    sc = sub.add_parser("steps", help="the step catalogue: types and their parameters")
+    sc.add_argument("--markdown", action="store_true", help="as Markdown tables")
 
     mf = sub.add_parser("manifest", help="BOSH manifests for the target IaaS")
     mf_sub = mf.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")

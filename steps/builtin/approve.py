@@ -15,6 +15,8 @@ class ApproveParams:
 
 
 class Approve(Step[ApproveParams]):
+    """A manual gate: waits for ``runbook approve RUN STEP`` (or a yes on the terminal)."""
+
     Params = ApproveParams
     idempotent = True
     outputs = ("approved_by", "approved_at")

@@ -29,6 +29,8 @@ class HttpCheckParams:
 
 
 class HttpCheck(Step[HttpCheckParams]):
+    """Request a URL until it answers with an expected status (and text), or give up."""
+
     Params = HttpCheckParams
     idempotent = True
     outputs = ("status", "attempts")

@@ -16,6 +16,8 @@ class WaitParams:
 
 
 class Wait(Step[WaitParams]):
+    """Let time pass: a DNS TTL to expire, caches to drain."""
+
     Params = WaitParams
     idempotent = True
     outputs = ("seconds",)
