@@ -371,6 +371,12 @@ def cmd_steps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from runbook.cli.lab import cmd_lab as lab
+
+    return lab(args)
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from runbook.errors import StepFailed
     from steps.bosh.manifest import render_manifest
