@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 OLD_DOMAIN = "a9s.eu"  # the system domain customers know (seeds/000)
 NEW_DOMAIN = "a9sapp.eu"  # the parallel stack's own domain until the move
@@ -104,10 +104,10 @@ class RouteFollower:
         while not self._stop.wait(self.interval):
             try:
                 self.sync()
-            except Exception:  # noqa: BLE001 - a lab hiccup must not end the lab
+            except Exception:  # noqa: BLE001, S112 - a lab hiccup must not end the lab
                 continue
 
-    def __enter__(self) -> RouteFollower:
+    def __enter__(self) -> Self:
         self.sync()
         self._thread.start()
         return self
@@ -145,7 +145,7 @@ class DiskWriter:
                         f.write(f"{name} write {self.writes}\n")
                     self.writes += 1
 
-    def __enter__(self) -> DiskWriter:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -210,10 +210,10 @@ class DbResponder:
                             reply.answer.append(dns.rrset.from_text(
                                 question.name, ttl, "IN", rtype, content))
                     self._sock.sendto(reply.to_wire(), peer)
-                except Exception:  # noqa: BLE001 - a bad packet must not end the server
+                except Exception:  # noqa: BLE001, S112 - a bad packet must not end the server
                     continue
 
-    def __enter__(self) -> DbResponder:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

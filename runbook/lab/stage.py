@@ -35,6 +35,9 @@ from typing import Any
 from runbook.lab import foundation as F
 
 DEFAULT_DIR = Path(".runbook") / "lab"
+# Components a lab can do without, as if not installed: RUNBOOK_LAB_WITHOUT=pdns,nginx,sshd
+# shows (and tests) what a machine without Debian's packages gets.
+OPTIONAL = ("pdns", "nginx", "haproxy", "sshd")
 STATE_FILE = "lab.json"
 DEPLOYMENT = "cf"
 
@@ -115,11 +118,19 @@ def _databases(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, str]:
     return ccdb, pdns
 
 
+def _left_out(lab: Lab, name: str) -> None:
+    from runbook.lab.servers import ServerUnavailable
+
+    if name in lab.facts["without"]:
+        raise ServerUnavailable(f"{name} left out (RUNBOOK_LAB_WITHOUT)")
+
+
 def _dns_server(lab: Lab, stack: contextlib.ExitStack, pdns_dsn: str) -> None:
     from runbook.lab.powerdns import PowerDns, add_pdns4_columns
     from runbook.lab.servers import ServerUnavailable
 
     try:
+        _left_out(lab, "pdns")
         PowerDns.binary()
         add_pdns4_columns(pdns_dsn)
         server: Any = stack.enter_context(PowerDns(pdns_dsn))
@@ -165,9 +176,11 @@ def _gateways(lab: Lab, stack: contextlib.ExitStack) -> None:
     gateways: dict[str, Any] = {}
     for role, backends in (("edge", old), ("new", [routers["placeholder"].address])):
         try:
+            _left_out(lab, "nginx")
             gateways[role] = stack.enter_context(NginxGateway(backends))
         except ServerUnavailable as nginx_missing:
             try:
+                _left_out(lab, "haproxy")
                 gateways[role] = stack.enter_context(HAProxyGateway(backends))
             except ServerUnavailable:
                 raise ServerUnavailable(f"{nginx_missing}; HAProxy is missing too, and the "
@@ -222,13 +235,48 @@ def _seed_network(cloud: Any) -> None:
                       port_range_min=port, port_range_max=port, remote_ip_prefix="10.0.0.0/8")
 
 
+def _disks(lab: Lab, stack: contextlib.ExitStack) -> None:
+    """The old stack's disks "on" a host reached over ssh (local paths without sshd)."""
+    from runbook.lab.servers import ServerUnavailable
+    from runbook.lab.sshd import Sshd
+
+    disks = F.fill_disks(lab.dir / "disks")
+    stack.enter_context(F.DiskWriter(lab.handles["bosh_source"], lab.dir / "disks"))
+    try:
+        _left_out(lab, "sshd")
+        sshd = stack.enter_context(Sshd())
+    except ServerUnavailable as exc:
+        lab.notes.append(f"{exc}: disks.sync copies local directories")
+    else:
+        for disk in disks:
+            disk["source_host"] = "127.0.0.1"
+        lab.targets["destination"]["ssh"] = {
+            "user": sshd.user, "port": sshd.port,
+            "key": lab.secret("ssh-client-key", sshd.client_key.read_text()),
+            "known_hosts": str(sshd.known_hosts)}
+    lab.targets["destination"]["disks"] = disks
+    lab.facts["disks"] = disks
+
+
 @contextlib.contextmanager
-def lab_session(directory: str | Path | None = None) -> Iterator[Lab]:
-    """Start the whole lab; stop everything and remove what it wrote on exit."""
+def lab_session(directory: str | Path | None = None,
+                without: tuple[str, ...] | None = None) -> Iterator[Lab]:
+    """Start the whole lab; stop everything and remove what it wrote on exit.
+
+    ``without`` names components of :data:`OPTIONAL` to do without even when installed
+    (default: the comma-separated ``RUNBOOK_LAB_WITHOUT``).
+    """
+    if without is None:
+        without = tuple(filter(None, os.environ.get("RUNBOOK_LAB_WITHOUT", "").split(",")))
+    unknown = sorted(set(without) - set(OPTIONAL))
+    if unknown:
+        raise ValueError(f"cannot leave out {', '.join(unknown)}; optional parts are "
+                         f"{', '.join(OPTIONAL)}")
     made = directory is None
     root = Path(tempfile.mkdtemp(prefix="runbook-lab-")) if made else Path(directory or ".")
     root.mkdir(parents=True, exist_ok=True)
-    lab = Lab(dir=root.resolve(), targets={"source": {}, "destination": {}})
+    lab = Lab(dir=root.resolve(), targets={"source": {}, "destination": {}},
+              facts={"without": list(without)})
     try:
         with contextlib.ExitStack() as stack:
             for side in ("source", "destination"):
@@ -238,10 +286,7 @@ def lab_session(directory: str | Path | None = None) -> Iterator[Lab]:
             _routing(lab, stack)
             _gateways(lab, stack)
             _clouds(lab, stack)
-            lab.targets["destination"]["disks"] = F.fill_disks(lab.dir / "disks")
-            stack.enter_context(F.DiskWriter(lab.handles["bosh_source"], lab.dir / "disks"))
-            lab.notes.append("disks.sync copies local directories: the lab runs no sshd")
-            lab.facts["disks"] = lab.targets["destination"]["disks"]
+            _disks(lab, stack)
             yield lab
     finally:
         import shutil

@@ -39,7 +39,8 @@ class Cli:
         argv = [sys.executable, "-m", "runbook.cli.main", "--state",
                 str(self.tmp / "state.db"), *args]
         return subprocess.run(argv, cwd=ROOT, env=self.env(), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL,
+                              check=False)
 
 
 @pytest.fixture
@@ -48,11 +49,13 @@ def cli(tmp_path: Path) -> Cli:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Any]:
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A lab in this process; parametrize indirectly with the parts to leave out."""
     from runbook.lab.stage import lab_session
 
+    without = tuple(getattr(request, "param", ()))
     try:
-        with lab_session(tmp_path / "lab-inproc") as running:
+        with lab_session(tmp_path / "lab-inproc", without=without) as running:
             yield running
     except ServerUnavailable as exc:
         missing(str(exc))
