@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Self
 
 from runbook.lab.servers import ServerUnavailable, find_binary, free_port, wait_for_port
 
@@ -37,7 +38,7 @@ class Sshd:
         self.known_hosts = self.dir / "known_hosts"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Sshd:
+    def __enter__(self) -> Self:
         host_key = self.dir / "host_key"
         for path in (host_key, self.client_key):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
