@@ -1,4 +1,4 @@
-"""``runbook lab up | down | status`` and the lab a rehearsal runs against.
+"""``runbook lab up | down | status | reset`` and the lab a rehearsal runs against.
 
 The lab itself is :mod:`runbook.lab.stage`; this module only starts it (detached, or for
 the length of one rehearsal), finds a running one and prints what it is.
@@ -26,7 +26,8 @@ START_TIMEOUT = 120.0
 
 def add_parser(sub: Any) -> None:
     lab = sub.add_parser("lab", help="the local mini-foundation rehearsals run against")
-    lab.add_argument("action", choices=["up", "down", "status"])
+    lab.add_argument("action", choices=["up", "down", "status", "reset"],
+                     help="reset: down, then up (a lab keeps what earlier rehearsals did)")
     lab.add_argument("--dir", default=str(LAB_DIR), help="where the lab keeps its state "
                                                           "(default .runbook/lab)")
     lab.add_argument("--json", action="store_true", help="status as JSON")
@@ -39,7 +40,8 @@ def rehearsal_lab(directory: str | Path = LAB_DIR) -> Iterator[dict[str, Any]]:
 
     state = read_state(directory)
     if state is not None:
-        print(f"lab: using the running lab in {directory} (pid {state['pid']})", flush=True)
+        print(f"lab: using the running lab in {directory} (pid {state['pid']}); it keeps what "
+              "earlier rehearsals did (a fresh one: runbook lab reset)", flush=True)
         _print_notes(state["notes"])
         yield dict(state["targets"])
         return
@@ -86,6 +88,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return _up(directory)
     if args.action == "down":
         return _down(directory)
+    if args.action == "reset":
+        _down(directory)
+        return _up(directory)
     return _status(directory, args.json)
 
 
