@@ -35,10 +35,11 @@ class Cli:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         return env
 
-    def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 300,
+                 cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "runbook.cli.main", "--state",
                 str(self.tmp / "state.db"), *args]
-        return subprocess.run(argv, cwd=ROOT, env=self.env(), capture_output=True, text=True,
+        return subprocess.run(argv, cwd=cwd, env=self.env(), capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL,
                               check=False)
 
