@@ -43,21 +43,36 @@ def rehearsal_lab(directory: str | Path = LAB_DIR) -> Iterator[dict[str, Any]]:
         print(f"lab: using the running lab in {directory} (pid {state['pid']}); it keeps what "
               "earlier rehearsals did (a fresh one: runbook lab reset)", flush=True)
         _print_notes(state["notes"])
+        _print_simulated(state.get("components", []))
         yield dict(state["targets"])
         return
+    from runbook.lab.servers import ServerUnavailable
+
     print("lab: starting a lab for this rehearsal (keep one running with: runbook lab up)",
           flush=True)
     started = time.monotonic()
-    with lab_session() as lab:
+    with contextlib.ExitStack() as stack:
+        try:
+            lab = stack.enter_context(lab_session())
+        except ServerUnavailable as exc:
+            raise InputError(f"the lab cannot start here: {exc}; or rehearse against a "
+                             "staging foundation with --targets FILE") from None
+        stack.callback(print, "lab: stopping", flush=True)  # runs before the lab stops
         print(f"lab: ready in {time.monotonic() - started:.1f}s", flush=True)
         _print_notes(lab.notes)
+        _print_simulated(lab.components)
         yield lab.targets
-        print("lab: stopping", flush=True)
 
 
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
         print(f"lab: substituted: {note}", flush=True)
+
+
+def _print_simulated(components: list[dict[str, Any]]) -> None:
+    fakes = [c["name"] for c in components if c["kind"] == "simulated"]
+    if fakes:
+        print(f"lab: simulated (no such server can run here): {'; '.join(fakes)}", flush=True)
 
 
 def rehearsal_epilogue(store: Any, run_id: str, run_root: Path) -> None:
@@ -164,18 +179,9 @@ def _status(directory: Path, as_json: bool) -> int:
 
 
 def _describe(state: dict[str, Any]) -> None:
-    targets = state["targets"]
-    facts = state.get("facts", {})
-    src, dst = targets.get("source", {}), targets.get("destination", {})
-    print(f"  directors    source {src.get('bosh', {}).get('cli')}")
-    print(f"               destination {dst.get('bosh', {}).get('cli')}")
-    print(f"  nats         source {', '.join(src.get('nats', {}).get('servers', []))}; "
-          f"destination {', '.join(dst.get('nats', {}).get('servers', []))}")
-    print(f"  /routes      source {', '.join(src.get('routers', {}).get('urls', []))}; "
-          f"destination {', '.join(dst.get('routers', {}).get('urls', []))}")
-    print(f"  dns          {dst.get('dns', {}).get('server')}:{dst.get('dns', {}).get('port')}"
-          f" ({facts.get('dns_server', '?')})")
-    print(f"  gateways     edge {targets.get('edge', {}).get('gateway', {}).get('url')}; "
-          f"new stack {dst.get('gateway', {}).get('url')}")
+    for part in state.get("components", []):
+        kind = "" if part["kind"] == "real" else " [simulated]"
+        print(f"  {part['name']}{kind}: {part['where']} (pid {part['pid']})")
+    print(f"  targets: {', '.join(state['targets'])} (runbook lab status --json shows them)")
     for note in state.get("notes", []):
         print(f"  substituted  {note}")

@@ -51,6 +51,12 @@ class Lab:
     notes: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # DSNs and paths, for checks
     handles: dict[str, Any] = field(default_factory=dict)  # live objects (in-process only)
+    components: list[dict[str, Any]] = field(default_factory=list)  # what runs, where
+
+    def started(self, name: str, kind: str, where: str, pid: int | None = None) -> None:
+        """Record a running part; ``kind`` is "real" or "simulated" (a fake of ours)."""
+        self.components.append({"name": name, "kind": kind, "where": where,
+                                "pid": pid if pid is not None else os.getpid()})
 
     def secret(self, name: str, value: str) -> str:
         """Write ``value`` to a file under the lab and return its ``${file:...}`` reference."""
@@ -61,8 +67,11 @@ class Lab:
         return "${file:" + str(path) + "}"
 
     def describe(self) -> dict[str, Any]:
+        """What ``lab.json`` holds: references and addresses, never a secret or a DSN."""
+        facts = {k: v for k, v in self.facts.items() if not k.endswith("_dsn")}
         return {"dir": str(self.dir), "pid": os.getpid(), "targets": self.targets,
-                "notes": self.notes, "facts": self.facts, "started_at": time.time()}
+                "notes": self.notes, "components": self.components, "facts": facts,
+                "started_at": time.time()}
 
 
 def _bosh(lab: Lab, stack: contextlib.ExitStack, side: str) -> dict[str, Any]:
@@ -75,6 +84,7 @@ def _bosh(lab: Lab, stack: contextlib.ExitStack, side: str) -> dict[str, Any]:
     client_secret = secrets.token_hex(12)
     sim.require_credentials("admin", client_secret)
     lab.handles[f"bosh_{side}"] = sim
+    lab.started(f"{side} director", "simulated", str(cli))
     if side == "source":
         _deploy_source(sim)
     return {"environment": f"https://{side}-director.lab.invalid:25555", "client": "admin",
@@ -98,6 +108,9 @@ def _databases(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, str]:
     from runbook.lab.servers import Postgres
 
     pg = stack.enter_context(Postgres())
+    pidfile = pg.dir / "data" / "postmaster.pid"  # pg_ctl leaves the server detached
+    lab.started("PostgreSQL (CC DB, PowerDNS tables)", "real", f"127.0.0.1:{pg.port}",
+                int(pidfile.read_text().split()[0]) if pidfile.exists() else None)
     ccdb, pdns = pg.create_database("ccdb"), pg.create_database("powerdns")
     keys = SeedKeys(db_encryption_key=secrets.token_hex(16),
                     keys={"k2025": secrets.token_hex(16)}, labels=(None, "k2025"))
@@ -134,9 +147,13 @@ def _dns_server(lab: Lab, stack: contextlib.ExitStack, pdns_dsn: str) -> None:
         PowerDns.binary()
         add_pdns4_columns(pdns_dsn)
         server: Any = stack.enter_context(PowerDns(pdns_dsn))
+        lab.started("pdns_server", "real", f"127.0.0.1:{server.port}",
+                    server.proc.pid if server.proc else None)
         lab.facts["dns_server"] = "pdns_server"
     except ServerUnavailable as exc:
         server = stack.enter_context(F.DbResponder(pdns_dsn))
+        lab.started("DNS responder over the PowerDNS tables", "simulated",
+                    f"127.0.0.1:{server.port}")
         lab.notes.append(f"{exc}: DNS questions are answered by the lab's responder over "
                          "the PowerDNS database")
         lab.facts["dns_server"] = "lab responder over the PowerDNS database"
@@ -150,11 +167,13 @@ def _routing(lab: Lab, stack: contextlib.ExitStack) -> None:
     sides = {}
     for side in ("source", "destination"):
         nats = stack.enter_context(Nats())
+        lab.started(f"{side} nats-server", "real", nats.url, nats.proc.pid if nats.proc else None)
         password = secrets.token_hex(10)
         router = stack.enter_context(FakeRouter([], password=password))
         # Two seconds between rounds: a capture without router.greet still ends quickly.
         emitter = stack.enter_context(RouteEmitter(nats.url, interval=2.0,
                                                    router_id=f"{side}-router-0"))
+        lab.started(f"{side} gorouter /routes", "simulated", router.url)
         sides[side] = (lab.handles[f"bosh_{side}"], router, emitter, F.registrations(side))
         lab.targets[side]["nats"] = {"servers": [nats.url]}
         lab.targets[side]["routers"] = {"urls": [router.url], "user": router.user,
@@ -187,6 +206,11 @@ def _gateways(lab: Lab, stack: contextlib.ExitStack) -> None:
                                         "lab needs one of them as its gateway") from None
             if role == "edge":
                 lab.notes.append(f"{nginx_missing}: the gateways are HAProxy")
+    for role, gateway in gateways.items():
+        lab.started(f"{role} gateway ({gateway.binary_name})", "real", gateway.url,
+                    gateway.proc.pid if gateway.proc else None)
+    lab.started("stand-in routers (answer router=NAME)", "simulated",
+                ", ".join(r.address for r in routers.values()))
     lab.targets["edge"] = {"gateway": gateways["edge"].target()}
     lab.targets["destination"]["gateway"] = gateways["new"].target()
     lab.facts.update(edge_gateway=gateways["edge"].target(), new_gateway=gateways["new"].target(),
@@ -218,6 +242,9 @@ def _clouds(lab: Lab, stack: contextlib.ExitStack) -> None:
     lab.targets["destination"]["openstack"] = {"cloud": "lab-destination",
                                                "clouds_yaml": str(path)}
     lab.handles.update(openstack_source=src, openstack_destination=dst)
+    lab.started("source OpenStack (Keystone, Neutron, Glance, Cinder, Octavia)", "simulated",
+                src.url)
+    lab.started("destination OpenStack", "simulated", dst.url)
 
 
 def _seed_network(cloud: Any) -> None:
@@ -245,6 +272,8 @@ def _disks(lab: Lab, stack: contextlib.ExitStack) -> None:
     try:
         _left_out(lab, "sshd")
         sshd = stack.enter_context(Sshd())
+        lab.started("sshd (old disks' host)", "real", f"127.0.0.1:{sshd.port}",
+                    sshd.proc.pid if sshd.proc else None)
     except ServerUnavailable as exc:
         lab.notes.append(f"{exc}: disks.sync copies local directories")
     else:
