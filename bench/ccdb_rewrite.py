@@ -6,7 +6,9 @@ Starts a real PostgreSQL, fills ``service_keys`` with N rows encrypted the way C
 Controller does (once with 16-character salts: PBKDF2-HMAC-SHA256, 2,048 iterations;
 once with 8-character salts: EVP_BytesToKey, MD5, 2,048 rounds), then measures:
 
-* the floor: key derivations per second on one core and on every core;
+* the floor: key derivations per CPU-second on one core (times the cores = the floor
+  in rows/s), measured before and after the step;
+* how much of the CPU the step spends in derivation (load-independent efficiency);
 * ``apply`` of the step (one derivation per row for decrypt and encrypt, a process
   per core, batched COPY + UPDATE writes);
 * a naive one-off script on the first ``--naive-rows`` rows of a copy: one row at a
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -35,28 +37,25 @@ KEY = "bench-key-0"
 HOSTS = {"10.0.0.5": "10.1.0.5", "db.old.example": "db.new.example"}
 
 
-def _derive_many(args: tuple[int, int, bool]) -> int:
-    start, count, legacy = args
-    for i in range(start, start + count):
-        crypto.derive(KEY, f"{i:08x}" if legacy else f"{i:016x}", 2048)
-    return count
+def floor(legacy: bool, cpu_seconds: float = 2.0) -> float:
+    """Key derivations per CPU-second on one core (CPU time, so other load on the machine
+    does not lower it; the multi-core floor is this times the core count)."""
+    done, t0 = 0, time.process_time()
+    while time.process_time() - t0 < cpu_seconds:
+        crypto.derive(KEY, f"{done:08x}" if legacy else f"{done:016x}", 2048)
+        done += 1
+    return done / (time.process_time() - t0)
 
 
-def floor(legacy: bool, processes: int, seconds: float = 3.0) -> float:
-    """Derivations per second with ``processes`` processes."""
-    chunk = 40 if legacy else 100
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        pool.map(_derive_many, [(0, 5, legacy)] * processes)  # warm up the workers
-        done, start, t0 = 0, 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            jobs = [(start + k * chunk, chunk, legacy) for k in range(processes * 2)]
-            done += sum(pool.map(_derive_many, jobs))
-            start += chunk * processes * 2
-        return done / (time.perf_counter() - t0)
+def cpu_now() -> float:
+    """CPU seconds of this process and of its finished children (the worker pools)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def naive(dsn: str, limit: int) -> float:
-    """Rows per second of a row-by-row script (decrypt, rewrite, encrypt, UPDATE, commit)."""
+def naive(dsn: str, limit: int) -> tuple[float, float]:
+    """Rows per second and CPU seconds per row of a row-by-row script (decrypt, rewrite,
+    encrypt, UPDATE, commit)."""
     import psycopg
 
     hosts = HostMap(HOSTS)
@@ -64,7 +63,7 @@ def naive(dsn: str, limit: int) -> float:
         ids = [r[0] for r in conn.execute("SELECT id FROM service_keys ORDER BY id LIMIT %s",
                                           (limit,)).fetchall()]
         conn.commit()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_now()
         for row_id in ids:
             value, salt, iterations = conn.execute(
                 "SELECT credentials, salt, encryption_iterations FROM service_keys WHERE id = %s",
@@ -73,11 +72,11 @@ def naive(dsn: str, limit: int) -> float:
             new = crypto.encrypt(hosts.rewrite(plain)[0], KEY, salt, iterations)
             conn.execute("UPDATE service_keys SET credentials = %s WHERE id = %s", (new, row_id))
             conn.commit()
-        return len(ids) / (time.perf_counter() - t0)
+        return len(ids) / (time.perf_counter() - t0), (cpu_now() - c0) / len(ids)
 
 
-def run_step(dsn: str, workdir: Path) -> tuple[float, float, int]:
-    """(observe seconds, apply seconds, values changed) of the real step."""
+def run_step(dsn: str, workdir: Path) -> tuple[float, float, float, int]:
+    """(observe seconds, apply seconds, apply CPU seconds, values changed) of the step."""
     env = {"DSN": dsn, "KEY": KEY}
     targets = {"bench": {"ccdb": {"dsn": "${env:DSN}", "db_encryption_key": "${env:KEY}"}}}
     ctx = make_context(workdir, targets=targets, environ=env)
@@ -85,10 +84,10 @@ def run_step(dsn: str, workdir: Path) -> tuple[float, float, int]:
     step = RewriteHosts()
     t0 = time.perf_counter()
     plan = step.plan(params, step.observe(ctx, params))
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu_now()
     result = step.apply(ctx, params, plan)
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, int(result.outputs["changed"])
+    t2, c2 = time.perf_counter(), cpu_now()
+    return t1 - t0, t2 - t1, c2 - c1, int(result.outputs["changed"])
 
 
 def main() -> None:
@@ -99,35 +98,43 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     cores = len(os.sched_getaffinity(0))
     lines = []
+    load = os.getloadavg()[0]
     with Postgres() as pg:
         for legacy in (False, True):
             kind = "legacy MD5" if legacy else "PBKDF2 2048"
-            one, all_cores = floor(legacy, 1), floor(legacy, cores)
             dsn = pg.create_database("bench_legacy" if legacy else "bench_pbkdf2")
             twin = pg.create_database("naive_legacy" if legacy else "naive_pbkdf2")
             t0 = time.perf_counter()
-            keys = SeedKeys(db_encryption_key=KEY)
             common: dict[str, Any] = {"era": "current", "hosts": ["10.0.0.5", "db.old.example"],
-                                      "keys": keys, "kdf": "legacy" if legacy else "pbkdf2",
+                                      "keys": SeedKeys(db_encryption_key=KEY),
+                                      "kdf": "legacy" if legacy else "pbkdf2",
                                       "tables": ["service_keys"]}
             seed(dsn, apps=args.rows, workers=cores, **common)
             seed(twin, apps=args.naive_rows, **common)
             seeded = time.perf_counter() - t0
+            one = floor(legacy)
             with tempfile.TemporaryDirectory() as tmp:
-                observe_s, apply_s, changed = run_step(dsn, Path(tmp))
-            base = naive(twin, args.naive_rows)
+                observe_s, apply_s, apply_cpu, changed = run_step(dsn, Path(tmp))
+            one = (one + floor(legacy)) / 2  # before and after, against drifting load
+            base_rate, base_cpu = naive(twin, args.naive_rows)
             rate = changed / apply_s
-            lines.append((kind, changed, one, all_cores, changed / observe_s, rate,
-                          100 * rate / all_cores, base, rate / base, seeded))
-    print(f"\nccdb.rewrite_hosts, {cores} cores, rows={args.rows}, naive on {args.naive_rows} rows\n")
-    header = ("rows", "values", "floor/s 1 core", f"floor/s {cores} cores", "plan scan rows/s",
-              "apply rows/s", "% of floor", "naive rows/s", "apply/naive", "seed s")
+            lines.append([kind, f"{changed}", f"{one:,.0f}", f"{one * cores:,.0f}",
+                          f"{changed / observe_s:,.0f}", f"{rate:,.0f}",
+                          f"{100 * rate / (one * cores):.0f}%",
+                          f"{100 * (changed / one) / apply_cpu:.0f}%",
+                          f"{base_rate:,.0f}", f"{100 * (1 / one) / base_cpu:.0f}%",
+                          f"{rate / base_rate:.1f}x", f"{seeded:.0f}"])
+    print(f"\nccdb.rewrite_hosts: {args.rows} rows per KDF, {cores} cores, naive script on "
+          f"{args.naive_rows} rows; load average {load:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end\n")
+    header = ["KDF", "values", "derivations/CPU-s", f"floor rows/s ({cores} cores)",
+              "plan scan rows/s", "apply rows/s", "apply % of floor",
+              "apply CPU in derivation", "naive rows/s", "naive CPU in derivation",
+              "apply/naive", "seed s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for kind, changed, one, allc, scan, rate, pct, base, speed, seeded in lines:
-        print(f"| {kind} | {changed} | {one:,.0f} | {allc:,.0f} | {scan:,.0f} | {rate:,.0f} | "
-              f"{pct:.0f}% | {base:,.0f} | {speed:.1f}x | {seeded:.0f} |")
-
+    for line in lines:
+        print("| " + " | ".join(line) + " |")
 
 if __name__ == "__main__":
     main()

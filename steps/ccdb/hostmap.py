@@ -23,6 +23,8 @@ _TOKEN = "A-Za-z0-9_\\-"
 # A JSON string literal; in valid JSON text no quote occurs outside literals, so scanning
 # from the start tokenises correctly.
 _LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_HOST = re.compile(r'[\s"\\]')
+_KEY_END = re.compile(r"\s*:")  # what follows a literal that is an object key
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|private|cert", re.IGNORECASE)
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*:(?:\\?/){2}[^:/@\s\"]*):([^@/\s\"]*)@")
 _SECRET_QUERY = re.compile(r"((?:pass\w*|pwd|secret\w*|token|\w*key)=)([^&\s\"]*)", re.IGNORECASE)
@@ -55,6 +57,8 @@ class HostMap:
         alternatives = [self._pattern(v) for v in sorted(variants, key=len, reverse=True)]
         self._regex = re.compile("|".join(alternatives), re.IGNORECASE)
         self._anywhere = re.compile("|".join(re.escape(v) for v in variants), re.IGNORECASE)
+        self._raw = re.compile("|".join(self._pattern(v, after_oj_escape=True) for v in
+                                        sorted(variants, key=len, reverse=True)), re.IGNORECASE)
 
     def _check(self) -> None:
         if not self.mapping:
@@ -64,6 +68,9 @@ class HostMap:
                 raise HostMapError("host map entries must not be empty")
             if old.strip() != old or new.strip() != new:
                 raise HostMapError(f"host map entry {old!r}: remove the surrounding spaces")
+            if _NOT_HOST.search(old) or _NOT_HOST.search(new):
+                raise HostMapError(f"host map entry {old!r}: hosts and URL prefixes cannot "
+                                   "contain spaces, quotes or backslashes")
         olds = [o.lower() for o in self.mapping]
         for old, new in self.mapping.items():
             if old.lower() == new.lower():
@@ -80,10 +87,12 @@ class HostMap:
                                    f"{hit.group(0)!r}: the rewrite would not be idempotent")
 
     @staticmethod
-    def _pattern(text: str) -> str:
+    def _pattern(text: str, after_oj_escape: bool = False) -> str:
         body = re.escape(text)
         if text[:1].isalnum():
-            body = f"(?<![{_TOKEN}.]){body}"
+            # In raw Oj text "\u0026" ends in a digit but stands for "&", a boundary.
+            extra = "".join(f"|(?<={re.escape(e)})" for e in _OJ_ESCAPES.values())
+            body = f"(?:(?<![{_TOKEN}.]){extra if after_oj_escape else ''}){body}"
         if text[-1:].isalnum():
             body = f"{body}(?![{_TOKEN}]|\\.[A-Za-z0-9])"
         return body
@@ -98,11 +107,20 @@ class HostMap:
         """The old addresses present in ``text`` (as written there)."""
         return [m.group(0) for m in self._regex.finditer(text)]
 
-    def rewrite(self, text: str, is_json: bool | None = None) -> tuple[str, list[Change]]:
+    def rewrite(self, text: str, is_json: bool | None = None,
+                explain: bool = True) -> tuple[str, list[Change]]:
         """Rewrite a value: structurally when it is a JSON object or array, else as text.
-        ``is_json`` skips the check when the caller has already parsed the value."""
+
+        ``is_json`` skips the check when the caller has already parsed the value. With
+        ``explain=False`` the changed strings are not listed, which lets JSON whose only
+        escapes are Oj's take a single-pass route: without other escapes every literal's
+        text is its value, and an entry (no quotes, backslashes or spaces) can only match
+        inside a literal, so rewriting the raw text is the same as rewriting each value.
+        """
         if is_json is None:
             is_json = _json_container(text)
+        if is_json and not explain and _only_oj_escapes(text):
+            return self._raw.sub(self._replace, text), []
         if is_json:
             return self.rewrite_json(text)
         new = self.sub(text)
@@ -118,7 +136,7 @@ class HostMap:
         for match in _LITERAL.finditer(text):
             literal = match.group(0)
             decoded = json.loads(literal) if "\\" in literal else literal[1:-1]
-            is_key = text[match.end():].lstrip()[:1] == ":"
+            is_key = _KEY_END.match(text, match.end()) is not None
             new = self.sub(decoded)
             out.append(text[position:match.start()])
             position = match.end()
@@ -147,6 +165,11 @@ class HostMap:
         if "\\/" in literal:
             encoded = encoded.replace("/", "\\/")
         return encoded
+
+
+def _only_oj_escapes(text: str) -> bool:
+    backslashes = text.count("\\")
+    return not backslashes or backslashes == sum(text.count(e) for e in _OJ_ESCAPES.values())
 
 
 def _json_container(text: str) -> bool:

@@ -126,7 +126,8 @@ class Worker:
                 raise crypto.DecryptionFailed("decrypted value is not JSON") from exc
         new_plain = plain
         if kind == "hosts":
-            new_plain, changes = self.hosts.rewrite(plain, is_json)
+            explain = len(out.examples.get(column, [])) < EXAMPLES_PER_COLUMN
+            new_plain, changes = self.hosts.rewrite(plain, is_json, explain)
             if new_plain != plain:
                 self._note(out, column, row_id, changes)
         relabel = new_label != label

@@ -94,3 +94,28 @@ def test_masking_hides_passwords_keeps_hosts() -> None:
 def test_a_host_spelled_with_unicode_escapes_is_still_found() -> None:
     new, changes = MAP.rewrite('{"h":"10.0.0.\\u0035"}')
     assert json.loads(new) == {"h": "10.1.0.5"} and len(changes) == 1
+
+
+def test_single_pass_route_equals_the_literal_by_literal_route() -> None:
+    import random
+
+    rng = random.Random(7)
+    pieces = ["10.0.0.5", "10.0.0.50", "db.old.example", "mydb.old.example", "10.0.0.7:5432",
+              "https://broker.old:8443/v2/x", "&", "<", ">", " ", "/", ":", "@", "é", "x", "\n",
+              "\\", '"', "10.0.0.5&", "&10.0.0.5", "<10.0.0.5>"]
+    for _ in range(400):
+        def word() -> str:
+            return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        doc = {word(): [word(), {"k": word()}, 5432], "n": {word(): word()}}
+        for text in (json.dumps(doc), json.dumps(doc, ensure_ascii=False),
+                     json.dumps(doc, ensure_ascii=False).replace("&", "\\u0026")
+                     .replace("<", "\\u003c").replace(">", "\\u003e")):
+            slow, _ = MAP.rewrite(text, True, explain=True)
+            fast, _ = MAP.rewrite(text, True, explain=False)
+            assert fast == slow, text
+            assert json.loads(slow) == json.loads(MAP.rewrite_json(text)[0])
+
+
+def test_entries_with_quotes_or_spaces_are_refused() -> None:
+    with pytest.raises(HostMapError, match="cannot contain spaces, quotes or backslashes"):
+        HostMap({'10.0.0.5"': "10.1.0.5"})
