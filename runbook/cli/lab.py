@@ -1,5 +1,7 @@
 """``runbook lab up | down | status | reset`` and the lab a rehearsal runs against.
 
+Imported by the argument parser of every command, so it imports little at module level.
+
 The lab itself is :mod:`runbook.lab.stage`; this module only starts it (detached, or for
 the length of one rehearsal), finds a running one and prints what it is.
 """
@@ -9,8 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -110,6 +110,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _up(directory: Path) -> int:
+    import signal
+    import subprocess
+
     from runbook.lab.stage import STATE_FILE, read_state
 
     state = read_state(directory)
@@ -141,6 +144,8 @@ def _up(directory: Path) -> int:
 
 
 def _down(directory: Path) -> int:
+    import signal
+
     from runbook.lab.stage import read_state
 
     state = read_state(directory)
