@@ -123,6 +123,9 @@ def _step(row: StepRow, spec: StepSpec | None, ev: StepEvents, rows: dict[str, S
         "point_of_no_return": bool(spec.point_of_no_return) if spec else False,
         "parent": bool(row.info.get("parent")),
         "approval": approval,
+        # a step's own one-line account of its work (bytes moved, rows rewritten, ...)
+        "summary": row.outputs.get("summary") if isinstance(row.outputs.get("summary"),
+                                                            str) else None,
     }
 
 

@@ -71,6 +71,8 @@ def sections(report: dict[str, Any]) -> list[Section]:
                      dur(s["wait_seconds"] + s["retry_wait_seconds"]), " ".join(flags)])
         if s["error"]:
             notes.append(f"{s['key']}: {s['error']}")
+        elif s.get("summary"):
+            notes.append(f"{s['key']}: {s['summary']}")
     out.append(("Steps", ["step", "state", "planned", "actual", "delta", "retries", "waited",
                           ""], rows, notes))
     decisions = []

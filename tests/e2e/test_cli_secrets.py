@@ -85,3 +85,22 @@ def test_validate_reports_and_exit_codes(tmp_path: Path) -> None:
     unknown = cli(tmp_path, "resume", "no-such-run")
     assert unknown.returncode == 2
     assert "no run 'no-such-run'" in unknown.stderr
+
+
+def test_report_shows_a_steps_summary_output(tmp_path: Path) -> None:
+    from runbook.report.data import run_report
+    from runbook.report.render import text
+    from runbook.store.base import RunRow, StepRow, open_store, utcnow
+
+    store = open_store(str(tmp_path / "state.db"))
+    store.create_run(RunRow(run_id="r", runbook="x", path=str(tmp_path / "x.yml"), digest="d",
+                            text="runbook: x\nsteps:\n  - id: sync\n    uses: wait\n"
+                                 "    with: {duration: 0s}\n",
+                            kind="run", state="succeeded", created_at=utcnow()))
+    store.save_step(StepRow(run_id="r", key="sync", step_id="sync", state="succeeded",
+                            started_at=utcnow(), finished_at=utcnow(),
+                            outputs={"summary": "3 disks, 2.1 MB sent, 20 files"}),
+                    event="succeed", from_state="running")
+    report = run_report(store, "r")
+    assert report["steps"][0]["summary"] == "3 disks, 2.1 MB sent, 20 files"
+    assert "sync: 3 disks, 2.1 MB sent, 20 files" in text(report)
