@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -22,7 +22,7 @@ class Clock(Protocol):
 
 class RealClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -38,7 +38,7 @@ class FakeClock:
     """A clock that moves only when slept on or advanced. Records every sleep."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 11, 28, 21, 0, tzinfo=timezone.utc)
+        self._now = start or datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
         self._mono = 1000.0
         self._lock = threading.Lock()
         self.sleeps: list[float] = []

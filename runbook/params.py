@@ -183,6 +183,8 @@ def build(cls: type, value: Any, path: tuple[Any, ...] = (), *, lenient: bool = 
 class ParamErrors(ParamError):
     """Several problems at once; ``.errors`` holds each with its own path."""
 
+    errors: list[ParamError]
+
     def __init__(self, errors: list[ParamError]) -> None:
         flat: list[ParamError] = []
         for e in errors:

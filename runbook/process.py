@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from runbook.errors import StepCancelled, StepTimedOut
 
@@ -89,7 +90,8 @@ def run_process(
         t.join(timeout=2)
     seconds = clock() - started
     if reason is StepTimedOut:
-        raise StepTimedOut(f"command {argv[0]} ran past its timeout of {timeout:.0f}s and was killed")
+        raise StepTimedOut(
+            f"command {argv[0]} ran past its timeout of {timeout:.0f}s and was killed")
     if reason is StepCancelled:
         raise StepCancelled(f"command {argv[0]} was stopped because the run is stopping")
     return Completed(list(argv), proc.returncode, "".join(out), "".join(err), seconds)

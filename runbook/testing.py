@@ -26,7 +26,7 @@ def make_context(run_dir: Path, *, targets: dict[str, Any] | None = None,
     return ctx
 
 
-def make_params(step_cls: type, values: dict[str, Any],
+def make_params(step_cls: Any, values: dict[str, Any],
                 environ: dict[str, str] | None = None) -> Any:
     """Build a step's Params from a ``with:`` mapping, resolving secret references."""
     resolver = SecretResolver(Redactor(), Path.cwd(), environ)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,7 +15,7 @@ _OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2}):?(\d{2})?$")
 
 def parse_timezone(name: str) -> tzinfo:
     if name in ("UTC", "Z", "utc"):
-        return timezone.utc
+        return UTC
     match = _OFFSET.match(name.strip())
     if match:
         sign = -1 if match.group(1) == "-" else 1
@@ -63,7 +63,7 @@ def parse_window(spec: dict[str, Any], index: int) -> Window:
     if "duration" in spec:
         try:
             # elapsed time: a window across a DST change still lasts what it says
-            end = (start.astimezone(timezone.utc)
+            end = (start.astimezone(UTC)
                    + timedelta(seconds=parse_duration(spec["duration"]))).astimezone(start.tzinfo)
         except ValueError as exc:
             raise KeyedError("duration", str(exc)) from None

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,13 @@ def _targets_file(path: str | None) -> dict[str, Any] | None:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise ValidationFailed([Problem(path, 1, 1, f"cannot read the file: {exc.strerror}")])
+        raise ValidationFailed(
+            [Problem(path, 1, 1, f"cannot read the file: {exc.strerror}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ValidationFailed([Problem(path, (mark.line + 1) if mark else 1,
                                         (mark.column + 1) if mark else 1,
-                                        f"malformed YAML: {exc.problem}")])
+                                        f"malformed YAML: {exc.problem}")]) from None
     if isinstance(data, dict) and "targets" in data:
         data = data["targets"]
     if not isinstance(data, dict):
@@ -96,7 +98,8 @@ def _engine(args: argparse.Namespace, runbook: Any, store: Any) -> Any:
     problems = check_deadlines(runbook)
     if problems:  # before anything runs, like every other input problem
         raise ValidationFailed(problems)
-    ask = _ask if sys.stdin.isatty() and sys.stdout.isatty() else None
+    ask: Callable[[str], bool] | None = (
+        _ask if sys.stdin.isatty() and sys.stdout.isatty() else None)
     # rollback and approve share this helper but have no --force/--wait
     gate = Gate(force=getattr(args, "force", None), wait=bool(getattr(args, "wait", False)))
     printer = printer_for(runbook)

@@ -11,8 +11,9 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from runbook.errors import InputError, RevertFailed, RunbookError, Stopped, StoreError
 

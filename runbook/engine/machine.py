@@ -26,13 +26,18 @@ STEP_STATES = [
 
 STEP_TRANSITIONS = [
     # trigger      from                                      to
-    ("start",      "pending",                                "running"),    # checkpoint, then apply
-    ("succeed",    "running",                                "succeeded"),  # outputs in same txn
-    ("recover",    "running",                                "succeeded"),  # verify after a crash said done
+    # start: checkpointed before apply is called
+    ("start",      "pending",                                "running"),
+    # succeed: outputs and record are written in the same transaction
+    ("succeed",    "running",                                "succeeded"),
+    # recover: after a crash, verify said the interrupted apply had finished
+    ("recover",    "running",                                "succeeded"),
     ("fail",       "running",                                "failed"),
     ("cancel",     "running",                                "cancelled"),
-    ("pause",      "running",                                "pending"),    # approval/window: nothing done
-    ("rerun",      ["running", "cancelled"],                 "pending"),    # resume decided to run again
+    # pause: an approval or the window stopped it before any work
+    ("pause",      "running",                                "pending"),
+    # rerun: resume decided that the interrupted step runs again
+    ("rerun",      ["running", "cancelled"],                 "pending"),
     ("skip",       ["pending", "running", "cancelled"],      "skipped"),
     ("revert",     ["succeeded", "failed", "cancelled", "reverting"], "reverting"),
     ("reverted",   "reverting",                              "reverted"),

@@ -17,25 +17,34 @@ import secrets as _random
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from runbook.clock import Clock, RealClock
 from runbook.context import StepContext
 from runbook.engine.machine import TERMINAL_RUN, run_next, step_next
 from runbook.engine.render import Prepared, item_key, prepare, template_context
 from runbook.errors import (
-    Interrupted, RunbookError, SecretUnavailable, StepCancelled, StepError, StepFailed,
-    StepTimedOut, Stopped, ValidationFailed, WindowClosed,
+    Interrupted,
+    RunbookError,
+    SecretUnavailable,
+    StepCancelled,
+    StepError,
+    StepFailed,
+    StepTimedOut,
+    Stopped,
+    ValidationFailed,
+    WindowClosed,
 )
 from runbook.loader import template
 from runbook.model import Runbook, StepSpec
 from runbook.registry import Registry, default_registry
 from runbook.secret import REFERENCE, Redactor, SecretResolver
 from runbook.step import Plan, Result
-from runbook.store.base import RunRow, Store, StepRow, holder_alive, process_holder, utcnow
+from runbook.store.base import RunRow, StepRow, Store, holder_alive, process_holder, utcnow
 from runbook.window import current_window, next_window
 
 log = logging.getLogger("runbook.engine")
@@ -316,8 +325,8 @@ class Engine:
                 continue
             outcome = self._settle(inflight, kind, payload)
             if outcome == "failed" and failure is None:
-                failure = (key, self._rows[key].error["message"]
-                           if self._rows[key].error else "failed")
+                error = self._rows[key].error
+                failure = (key, error["message"] if error else "failed")
                 self._cancel_all(running)
             elif outcome == "paused" and stopped is None:
                 stopped = payload
@@ -561,7 +570,8 @@ class Engine:
                 running.pop(key)
                 self._messages.put(("failed", key, (StepTimedOut(
                     f"step '{key}' ran past its timeout of {inflight.spec.timeout:.0f}s and did "
-                    f"not stop within {self.grace:.0f}s; it was abandoned: check what it was doing"),
+                    f"not stop within {self.grace:.0f}s; it was abandoned: "
+                    "check what it was doing"),
                     1)))
                 # re-queue under a fresh record so _drive settles it
                 running[key] = Inflight(key, inflight.spec, inflight.cancel, inflight.started,

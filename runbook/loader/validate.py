@@ -36,7 +36,8 @@ def load_runbook(path: str | Path, *, registry: Registry | None = None,
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ValidationFailed([Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror}")])
+        raise ValidationFailed(
+            [Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror}")]) from None
     return parse_runbook(text, str(path), registry=registry, targets_override=targets_override)
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from runbook.errors import CorruptState
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -80,9 +81,11 @@ class Store(Protocol):
     def add_event(self, run_id: str, key: str, kind: str, detail: dict[str, Any]) -> None: ...
     def events(self, run_id: str) -> list[Event]: ...
     def durations(self, step_id: str, kind: str = "apply") -> list[float]: ...
-    def acquire_lock(self, name: str, holder: dict[str, Any]) -> None: ...
+    def acquire_lock(self, name: str, holder: dict[str, Any],
+                     steal_if: Callable[[dict[str, Any]], bool] | None = None) -> None: ...
     def release_lock(self, name: str, holder_run: str | None = None) -> None: ...
     def lock_holder(self, name: str) -> dict[str, Any] | None: ...
+    def locks(self) -> dict[str, dict[str, Any]]: ...
     def close(self) -> None: ...
 
 

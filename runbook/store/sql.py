@@ -147,7 +147,7 @@ class SqlStore:
             self._event(cur, run.run_id, "", "run_created", None, run.state, {})
 
     def _run(self, row: Any) -> RunRow:
-        values = dict(zip(RUN_COLS, row))
+        values = dict(zip(RUN_COLS, row, strict=True))
         values["meta"] = loads(values["meta"], f"run {values['run_id']}") or {}
         return RunRow(**values)
 
@@ -196,7 +196,7 @@ class SqlStore:
             rows = cur.fetchall()
         out = {}
         for r in rows:
-            v = dict(zip(STEP_COLS, r))
+            v = dict(zip(STEP_COLS, r, strict=True))
             where = f"step {v['key']} of run {run_id}"
             v["outputs"] = loads(v["outputs"], where) or {}
             v["record"] = loads(v["record"], where) or {}

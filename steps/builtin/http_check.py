@@ -9,8 +9,18 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from runbook.api import Action, Duration, Plan, Result, Secret, Step, StepContext, StepFailed
-from runbook.api import param, reveal
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Secret,
+    Step,
+    StepContext,
+    StepFailed,
+    param,
+    reveal,
+)
 
 
 @dataclass(frozen=True)

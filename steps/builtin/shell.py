@@ -7,8 +7,18 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from runbook.api import Action, Duration, Plan, Result, Secret, Step, StepContext, StepFailed
-from runbook.api import param, reveal
+from runbook.api import (
+    Action,
+    Duration,
+    Plan,
+    Result,
+    Secret,
+    Step,
+    StepContext,
+    StepFailed,
+    param,
+    reveal,
+)
 
 OUTPUT_LIMIT = 64 * 1024
 
