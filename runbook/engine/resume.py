@@ -49,8 +49,10 @@ def _shape(spec: Any) -> Any:
 
 def load_for_resume(run: RunRow, current: Runbook | None, accept_changes: bool) -> Runbook:
     """The runbook to continue with: the file as the run began, unless changes are accepted."""
+    if current is not None and current.digest == run.digest:
+        return current
     original = parse_runbook(run.text, run.path)
-    if current is None or current.digest == run.digest:
+    if current is None:
         return original
     if not accept_changes:
         raise RunbookChanged(changes(original, current))

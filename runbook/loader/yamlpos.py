@@ -36,7 +36,8 @@ def load(text: str, file: str) -> tuple[Any, Located, list[Problem]]:
     positions: Positions = {}
     problems: list[Problem] = []
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # libyaml's parser keeps the same marks and is ~10x faster on 1,000-step files
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
