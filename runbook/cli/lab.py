@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runbook.errors import InputError
+from runbook.errors import InputError, Stopped
 
 # RUNBOOK_LAB_DIR moves it, e.g. so tests never meet a developer's running lab.
 LAB_DIR = Path(os.environ.get("RUNBOOK_LAB_DIR") or Path(".runbook") / "lab")
@@ -61,7 +61,13 @@ def rehearsal_lab(directory: str | Path = LAB_DIR) -> Iterator[dict[str, Any]]:
         print(f"lab: ready in {time.monotonic() - started:.1f}s", flush=True)
         _print_notes(lab.notes)
         _print_simulated(lab.components)
-        yield lab.targets
+        try:
+            yield lab.targets
+        except Stopped:
+            # The run can be resumed, but not against this lab: it stops with this command.
+            print("lab: this lab stops now, so this rehearsal cannot be resumed against it; "
+                  "keep a lab between commands with: runbook lab up", flush=True)
+            raise
 
 
 def _print_notes(notes: list[str]) -> None:
