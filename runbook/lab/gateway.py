@@ -30,7 +30,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from runbook.lab.servers import ServerUnavailable, find_binary, free_port, wait_for_port
+from runbook.lab.servers import (
+    ServerUnavailable,
+    find_binary,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -153,7 +159,7 @@ def _self_signed(cert_path: Path, key_path: Path) -> None:
                                 "(pip install 'paas-runbook[lab]')") from None
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "runbook lab gateway")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -194,12 +200,7 @@ class _Gateway:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+            stop_process(self.proc, timeout=10)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 

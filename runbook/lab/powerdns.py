@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
-from runbook.lab.servers import ServerUnavailable, find_binary, free_port
+from runbook.lab.servers import ServerUnavailable, find_binary, free_port, stop_process
 
 BOSH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dns_schema (filename text PRIMARY KEY);
@@ -258,12 +258,6 @@ class PowerDns:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 class ServerUnavailable(RuntimeError):
@@ -36,6 +37,18 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def stop_process(proc: "subprocess.Popen[Any] | None", timeout: float = 5.0) -> None:
+    """Terminate a server we started; kill it if it does not go within ``timeout``."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def find_binary(name: str, extra_dirs: list[str] | None = None) -> str | None:
@@ -158,9 +171,4 @@ class Nats:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)

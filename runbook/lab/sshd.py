@@ -17,7 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Self
 
-from runbook.lab.servers import ServerUnavailable, find_binary, free_port, wait_for_port
+from runbook.lab.servers import (
+    ServerUnavailable,
+    find_binary,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 
 
 class Sshd:
@@ -73,11 +79,6 @@ class Sshd:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
