@@ -83,7 +83,7 @@ class Worker:
         for enc in spec.encrypted:
             value, salt = row[position], row[position + 1]
             position += 2
-            if value is None:
+            if not value:  # NULL, or an empty string CC itself could not decrypt: no host
                 continue
             try:
                 change = self._encrypted(spec, enc.column, enc.kind, row_id, value, salt,

@@ -172,12 +172,17 @@ def test_look_alike_hosts_unicode_and_multi_block_values(postgres_dsn: str, tmp_
                              "00000000000000aa")
         big = _add_binding(conn, "big", oj_dump({"uri": "http://10.0.0.5:80/", "t": long_tail}),
                            "k2", "000000bb")
+        empty = conn.execute("INSERT INTO service_bindings (guid, credentials, salt, app_guid, "
+                             "service_instance_guid) VALUES ('empty', '', NULL, 'a', 's') "
+                             "RETURNING id").fetchone()
     query = "SELECT t::text FROM service_bindings t WHERE id = %s"
     with psycopg.connect(postgres_dsn) as conn:
         untouched = conn.execute(query, (alike,)).fetchone()
     Harness(tmp_path, postgres_dsn).run()
     with psycopg.connect(postgres_dsn) as conn:
         assert conn.execute(query, (alike,)).fetchone() == untouched
+        assert conn.execute("SELECT credentials FROM service_bindings WHERE id = %s",
+                            empty).fetchone() == ("",)
     values = {v["id"]: v for v in encrypted_values(postgres_dsn) if v["table"] == "service_bindings"}
     plain = crypto.decrypt(values[big]["value"], KEYS["k2"], "000000bb")
     assert json.loads(plain) == {"uri": "http://10.1.0.5:80/", "t": long_tail}
