@@ -119,3 +119,61 @@ def test_two_runs_against_the_same_targets_are_refused(tmp_path: Path) -> None:
     second = cli(tmp_path, "run", str(path), "--run-id", "r2")
     assert second.returncode == 2
     assert "is held by run=r1" in second.stderr
+
+
+def undoable_runbook(tmp: Path) -> Path:
+    def step(name: str, needs: list[str], fail: bool = False) -> str:
+        command = "exit 7" if fail else f"touch {tmp}/m-{name}"
+        return (f"  - id: {name}\n    uses: shell\n    needs: [{', '.join(needs)}]\n"
+                f"    with: {{command: [sh, -c, '{command}'], creates: '{tmp}/m-{name}', "
+                f"revert: [rm, -f, '{tmp}/m-{name}']}}\n")
+
+    path = tmp / "undo.yml"
+    path.write_text("runbook: undo\nsteps:\n" + step("a", []) + step("b", ["a"])
+                    + step("c", ["b"]) + step("d", ["c"], fail=True))
+    return path
+
+
+@pytest.mark.parametrize("point", ["c:revert:before", "c:revert:after", "b:reverted:before",
+                                   "b:reverted:after", "run:roll_back:after"])
+def test_kill_during_rollback_then_rollback_again_finishes_it(tmp_path: Path,
+                                                              point: str) -> None:
+    path = undoable_runbook(tmp_path)
+    first = cli(tmp_path, "run", str(path), "--run-id", "r1", kill_at=point)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    again = cli(tmp_path, "rollback", "r1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(p.name for p in tmp_path.glob("m-*")) == []
+    status = cli(tmp_path, "status", "r1", "--json")
+    assert '"state": "rolled_back"' in status.stdout
+
+
+def test_ctrl_c_checkpoints_and_prints_the_resume_command(tmp_path: Path) -> None:
+    import time
+
+    flag = tmp_path / "release"
+    (tmp_path / "slow.yml").write_text(
+        "runbook: slow\nsteps:\n"
+        f"  - id: hold\n    uses: shell\n    with: {{command: [sh, -c, 'while [ ! -e {flag} ]; "
+        "do sleep 0.05; done'], read_only: true}\n"
+        f"  - id: after\n    uses: shell\n    needs: [hold]\n    with: {{command: [touch, "
+        f"'{tmp_path}/after']}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_KILL_AT"}
+    proc = subprocess.Popen([sys.executable, "-m", "runbook.cli.main", "--state",
+                             str(tmp_path / "state.db"), "run", "slow.yml", "--run-id", "r1"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while "hold" not in cli(tmp_path, "status", "r1").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    flag.write_text("")  # the running step may now finish
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, out + err
+    assert "no new steps will start" in err
+    assert "runbook resume r1" in err
+    assert not (tmp_path / "after").exists()
+    done = cli(tmp_path, "resume", "r1")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "after").exists()
