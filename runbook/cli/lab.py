@@ -78,7 +78,7 @@ def _print_notes(notes: list[str]) -> None:
 def _print_simulated(components: list[dict[str, Any]]) -> None:
     fakes = [c["name"] for c in components if c["kind"] == "simulated"]
     if fakes:
-        print(f"lab: simulated (no such server can run here): {'; '.join(fakes)}", flush=True)
+        print(f"lab: simulated (stand-ins, not the real servers): {'; '.join(fakes)}", flush=True)
 
 
 def rehearsal_epilogue(store: Any, run_id: str, run_root: Path) -> None:

@@ -182,8 +182,7 @@ def _routing(lab: Lab, stack: contextlib.ExitStack) -> None:
 
 
 def _gateways(lab: Lab, stack: contextlib.ExitStack) -> None:
-    from runbook.lab.gateway import HAProxyGateway, NginxGateway, StandInRouter
-    from runbook.lab.servers import ServerUnavailable
+    from runbook.lab.gateway import StandInRouter
 
     routers = {}
     for name in ("old-0", "old-1", "new-0", "new-1", "placeholder"):
@@ -194,20 +193,10 @@ def _gateways(lab: Lab, stack: contextlib.ExitStack) -> None:
     lab.targets["destination"]["routers"]["traffic"] = new
     gateways: dict[str, Any] = {}
     for role, backends in (("edge", old), ("new", [routers["placeholder"].address])):
-        try:
-            _left_out(lab, "nginx")
-            gateways[role] = stack.enter_context(NginxGateway(backends))
-        except ServerUnavailable as nginx_missing:
-            try:
-                _left_out(lab, "haproxy")
-                gateways[role] = stack.enter_context(HAProxyGateway(backends))
-            except ServerUnavailable:
-                raise ServerUnavailable(f"{nginx_missing}; HAProxy is missing too, and the "
-                                        "lab needs one of them as its gateway") from None
-            if role == "edge":
-                lab.notes.append(f"{nginx_missing}: the gateways are HAProxy")
+        gateways[role] = stack.enter_context(_gateway(lab, backends, first=role == "edge"))
     for role, gateway in gateways.items():
-        lab.started(f"{role} gateway ({gateway.binary_name})", "real", gateway.url,
+        real = "simulated" if gateway.proc is None else "real"
+        lab.started(f"{role} gateway ({gateway.binary_name})", real, gateway.url,
                     gateway.proc.pid if gateway.proc else None)
     lab.started("stand-in routers (answer router=NAME)", "simulated",
                 ", ".join(r.address for r in routers.values()))
@@ -215,6 +204,29 @@ def _gateways(lab: Lab, stack: contextlib.ExitStack) -> None:
     lab.targets["destination"]["gateway"] = gateways["new"].target()
     lab.facts.update(edge_gateway=gateways["edge"].target(), new_gateway=gateways["new"].target(),
                      old_routers=old, new_routers=new)
+
+
+def _gateway(lab: Lab, backends: list[str], first: bool) -> Any:
+    """nginx, else HAProxy, else the lab's stand-in for nginx; the first call notes which."""
+    from runbook.lab.gateway import HAProxyGateway, NginxGateway
+    from runbook.lab.gateway_sub import SubstituteGateway
+    from runbook.lab.servers import ServerUnavailable
+
+    try:
+        _left_out(lab, "nginx")
+        return NginxGateway(backends)
+    except ServerUnavailable as no_nginx:
+        try:
+            _left_out(lab, "haproxy")
+            gateway: Any = HAProxyGateway(backends)
+            if first:
+                lab.notes.append(f"{no_nginx}: the gateways are HAProxy")
+        except ServerUnavailable as no_haproxy:
+            gateway = SubstituteGateway(backends)
+            if first:
+                lab.notes.append(f"{no_nginx}; {no_haproxy}: the gateways are the lab's "
+                                 "stand-in for nginx (an HTTP proxy switched like nginx)")
+        return gateway
 
 
 def _clouds(lab: Lab, stack: contextlib.ExitStack) -> None:

@@ -68,7 +68,7 @@ def source_states(lab: Any) -> dict[str, str]:
             for i in lab.handles["bosh_source"].instances("cf")}
 
 
-@pytest.mark.parametrize("lab", [(), ("pdns", "nginx", "sshd")], indirect=True,
+@pytest.mark.parametrize("lab", [(), ("pdns", "nginx", "haproxy", "sshd")], indirect=True,
                          ids=["installed", "substituted"])
 def test_the_whole_move(lab: Any, cli: Cli, tmp_path: Path) -> None:
     assert through_gateway(lab).startswith("router=old-")
