@@ -46,3 +46,12 @@ def test_reference_plan_marks_window_and_point_of_no_return(cli: Cli) -> None:
     assert "POINT OF NO RETURN" in switch and "downtime" in switch
     rewrite = next(line for line in lines if "rewrite-ccdb (ccdb.rewrite_hosts)" in line)
     assert "[downtime]" in rewrite
+
+
+def test_every_other_file_is_read_by_a_runbook() -> None:
+    """Besides runbooks (``*.yml``), runbooks/ holds only inputs a runbook names."""
+    texts = "".join(p.read_text() for p in (ROOT / "runbooks").rglob("*.yml"))
+    others = [p for p in (ROOT / "runbooks").rglob("*")
+              if p.is_file() and p.suffix != ".yml"]
+    for path in others:
+        assert str(path.relative_to(ROOT)) in texts, f"{path} is neither a runbook nor used"
