@@ -34,6 +34,7 @@ def test_lab_up_status_rehearse_down(cli: Cli) -> None:
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "lab up (pid" in up.stdout
+        assert "already running" in cli("lab", "up").stdout
         status = cli("lab", "status", "--json")
         state = json.loads(status.stdout)
         assert state["running"] is True
