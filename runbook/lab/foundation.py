@@ -222,8 +222,11 @@ class DbResponder:
 
 
 def _soa_fields(content: str) -> list[str]:
-    # BOSH wrote SOA rows with six or seven fields; DNS wants seven.
+    # BOSH wrote SOA rows with six or seven fields and a mail-style contact; DNS wants
+    # seven fields and the contact as a name.
     fields = content.split()
+    if len(fields) > 1:
+        fields[1] = fields[1].replace("@", ".", 1)
     while len(fields) < 7:
         fields.append("30")
     return [f if i > 1 or f.endswith(".") else f + "." for i, f in enumerate(fields)]
