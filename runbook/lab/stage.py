@@ -116,7 +116,10 @@ def _databases(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, str]:
     pidfile = pg.dir / "data" / "postmaster.pid"  # pg_ctl leaves the server detached
     lab.started("PostgreSQL (CC DB, PowerDNS tables)", "real", f"127.0.0.1:{pg.port}",
                 int(pidfile.read_text().split()[0]) if pidfile.exists() else None)
-    ccdb, pdns = pg.create_database("ccdb"), pg.create_database("powerdns")
+    bare = pg.create_database("ccdb"), pg.create_database("powerdns")
+    password = secrets.token_hex(12)
+    _require_password(pg.dsn, password)
+    ccdb, pdns = (dsn.replace("postgres@", f"postgres:{password}@", 1) for dsn in bare)
     keys = SeedKeys(db_encryption_key=secrets.token_hex(16),
                     keys={"k2025": secrets.token_hex(16)}, labels=(None, "k2025"))
     # One worker: a few hundred apps encrypt in about a second, less than a process pool
@@ -134,6 +137,21 @@ def _databases(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, str]:
                                                              keys.keys["k2025"])}}}
     lab.targets["destination"]["powerdns"] = {"dsn": lab.secret("powerdns-dsn", pdns)}
     return ccdb, pdns
+
+
+def _require_password(dsn: str, password: str) -> None:
+    """Make loopback clients log in with a password, as against a production CC DB (the
+    server starts with trust auth; the local socket keeps it for the server's own tools)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+        row = conn.execute("SHOW hba_file").fetchone()
+        assert row is not None
+        Path(str(row[0])).write_text("local all all trust\n"
+                                     "host all all 127.0.0.1/32 scram-sha-256\n")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def _left_out(lab: Lab, name: str) -> None:
