@@ -11,6 +11,12 @@ from tests.e2e.conftest import ROOT, Cli
 RUNBOOKS = sorted(p.relative_to(ROOT) for p in (ROOT / "runbooks").rglob("*.yml"))
 
 
+def test_the_readme_lists_every_runbook() -> None:
+    readme = (ROOT / "runbooks" / "README.md").read_text()
+    for path in RUNBOOKS:
+        assert f"`{path.relative_to('runbooks')}`" in readme, path
+
+
 def test_there_are_runbooks_to_check() -> None:
     names = {p.name for p in RUNBOOKS}
     assert {"cf-vcloud-to-openstack.yml", "openstack-to-openstack.yml"} <= names
@@ -49,9 +55,10 @@ def test_reference_plan_marks_window_and_point_of_no_return(cli: Cli) -> None:
 
 
 def test_every_other_file_is_read_by_a_runbook() -> None:
-    """Besides runbooks (``*.yml``), runbooks/ holds only inputs a runbook names."""
+    """Besides runbooks (``*.yml``) and its README, runbooks/ holds only inputs a runbook
+    names."""
     texts = "".join(p.read_text() for p in (ROOT / "runbooks").rglob("*.yml"))
     others = [p for p in (ROOT / "runbooks").rglob("*")
-              if p.is_file() and p.suffix != ".yml"]
+              if p.is_file() and p.suffix != ".yml" and p.name != "README.md"]
     for path in others:
         assert str(path.relative_to(ROOT)) in texts, f"{path} is neither a runbook nor used"
