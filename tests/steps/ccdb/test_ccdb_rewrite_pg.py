@@ -350,3 +350,23 @@ def test_lab_database_round_trip(postgres_server: Any, tmp_path: Path) -> None:
         result = step.apply(ctx, params, step.plan(params, step.observe(ctx, params)))
         assert result.outputs["changed"] > 0
         assert step.verify(ctx, params, result) is True
+
+
+def test_interrupted_apply_resumes_and_reverts_to_the_original(postgres_dsn: str,
+                                                               tmp_path: Path) -> None:
+    from runbook.api import StepCancelled
+
+    seed(postgres_dsn, era="current", apps=12, hosts=["10.0.0.5"], keys=SEED_KEYS, kdf="mixed")
+    before = snapshot(postgres_dsn)
+    h = Harness(tmp_path, postgres_dsn)
+    params = h.params(batch_size=5)
+    h.ctx.cancelled.set()  # stop after the first batch has been written
+    with pytest.raises(StepCancelled):
+        h.step.apply(h.ctx, params, h.step.plan(params, None))
+    assert snapshot(postgres_dsn) != before
+    assert h.step.verify(h.ctx, params, None) is False  # not finished
+    h.ctx.cancelled.clear()
+    result = h.step.apply(h.ctx, params, h.step.plan(params, None))
+    assert h.step.verify(h.ctx, params, result) is True
+    h.step.revert(h.ctx, params, h.ctx.checkpoints[0])  # type: ignore[attr-defined]
+    assert snapshot(postgres_dsn) == before
