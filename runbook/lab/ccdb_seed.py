@@ -51,7 +51,8 @@ CREATE TABLE service_broker_update_requests (
     encryption_iterations integer DEFAULT 2048 NOT NULL, service_broker_id integer NOT NULL,
     fk_service_brokers_id integer
 );
-CREATE UNIQUE INDEX service_broker_update_requests_guid_index ON service_broker_update_requests (guid);
+CREATE UNIQUE INDEX service_broker_update_requests_guid_index
+    ON service_broker_update_requests (guid);
 CREATE TABLE service_instances (
     id serial PRIMARY KEY, guid text NOT NULL,
     created_at timestamp without time zone DEFAULT CURRENT_TIMESTAMP NOT NULL,
@@ -102,7 +103,8 @@ CREATE TABLE apps (
     service_binding_k8s_enabled boolean DEFAULT false NOT NULL,
     file_based_vcap_services_enabled boolean DEFAULT false NOT NULL,
     lifecycle_type character varying(255),
-    CONSTRAINT only_one_sb_feature_enabled CHECK ((NOT (service_binding_k8s_enabled AND file_based_vcap_services_enabled)))
+    CONSTRAINT only_one_sb_feature_enabled
+        CHECK ((NOT (service_binding_k8s_enabled AND file_based_vcap_services_enabled)))
 );
 CREATE UNIQUE INDEX apps_v3_guid_index ON apps (guid);
 CREATE TABLE processes (
@@ -355,9 +357,9 @@ class _Builder:
                 results = pool.map(_encrypt_job, self.jobs, chunksize=500)
         else:
             results = [_encrypt_job(job) for job in self.jobs]
-        for (table, index, columns), values in zip(self.targets, results):
+        for (table, index, columns), values in zip(self.targets, results, strict=True):
             spec = self.tables[table]
-            for column, value in zip(columns, values):
+            for column, value in zip(columns, values, strict=True):
                 spec.rows[index][spec.columns.index(column)] = value
 
     def write(self, conn: Any) -> dict[str, int]:
@@ -434,7 +436,8 @@ def seed(dsn: str, *, era: Era = "current", apps: int = 10,
                   {"credentials": ("salt", oj_dump(creds))})
         if i % 50 == 0 and want("service_brokers"):
             b.add("service_brokers", {"guid": f"br-{guid}", "name": f"broker-{i}",
-                                      "broker_url": f"http://{host}:9000", "auth_username": "admin"},
+                                      "broker_url": f"http://{host}:9000",
+                                      "auth_username": "admin"},
                   {"auth_password": ("salt", f"broker-secret-{i}")}, mime)
     if want("env_groups"):
         for name in ("running", "staging"):

@@ -54,7 +54,8 @@ def is_legacy_salt(salt: str) -> bool:
     return len(salt) == LEGACY_SALT_LENGTH
 
 
-def evp_bytes_to_key(password: bytes, salt: bytes, rounds: int = LEGACY_ROUNDS) -> tuple[bytes, bytes]:
+def evp_bytes_to_key(password: bytes, salt: bytes,
+                     rounds: int = LEGACY_ROUNDS) -> tuple[bytes, bytes]:
     """OpenSSL ``EVP_BytesToKey`` with MD5 for a 16-byte key and a 16-byte IV.
 
     Each block is MD5(previous block || password || salt), re-hashed ``rounds - 1`` times.

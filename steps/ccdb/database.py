@@ -173,7 +173,8 @@ def digest(conn: psycopg.Connection[Any], spec: TableSpec, run_key: str) -> tupl
     return str(row[0]), int(row[1])
 
 
-def save_digest(conn: psycopg.Connection[Any], run_key: str, table: str, value: tuple[str, int]) -> None:
+def save_digest(conn: psycopg.Connection[Any], run_key: str, table: str,
+                value: tuple[str, int]) -> None:
     """Keep the first digest of a run: a resumed apply must compare against the original."""
     conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING").format(
         sql.Identifier(BEFORE_DIGEST)), (run_key, table, value[0], value[1]))

@@ -78,8 +78,9 @@ class HostMap:
         # A new address that is itself an old one would make a second apply rewrite again.
         probe = HostMap.__new__(HostMap)
         probe._variants = {o: o for o in olds}
-        probe._regex = re.compile("|".join(self._pattern(o) for o in sorted(olds, key=len,
-                                                                           reverse=True)), re.IGNORECASE)
+        longest_first = sorted(olds, key=len, reverse=True)
+        probe._regex = re.compile("|".join(self._pattern(o) for o in longest_first),
+                                  re.IGNORECASE)
         for new in self.mapping.values():
             hit = probe._regex.search(new)
             if hit:

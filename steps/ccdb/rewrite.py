@@ -67,8 +67,8 @@ class Scan:
 
     def error_sentence(self) -> str:
         parts = []
-        for (table, column, label), ids in sorted(self.errors.items(),
-                                                  key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
+        ordered = sorted(self.errors.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2])))
+        for (table, column, label), ids in ordered:
             shown = ", ".join(str(i) for i in ids[:5])
             which = f"key label {label!r}" if label is not None else "no key label"
             parts.append(f"{table}.{column}: {len(ids)} value(s) with {which} do not decrypt "
@@ -125,7 +125,8 @@ def _workers(config: Config, conn: Any, discovered: Discovered) -> int:
     return default_workers() if total >= POOL_THRESHOLD else 1
 
 
-def scan(config: Config, on_batch: Callable[[], None] = lambda: None) -> tuple[Scan, Discovered, str]:
+def scan(config: Config,
+         on_batch: Callable[[], None] = lambda: None) -> tuple[Scan, Discovered, str]:
     """A read-only pass: what would change, what does not decrypt."""
     conn, discovered = _open(config)
     try:

@@ -105,12 +105,13 @@ def test_python_and_ruby_agree_both_ways(ruby: RubyCall) -> None:
     requests = [{"op": op, "input": t, "key": k, "salt": s, "iterations": n}
                 for t, k, s, n in cases for op in ("encrypt", "encrypt_mime")]
     answers = ruby(requests)
-    for (text, key, salt, n), strict, mime in zip(cases, answers[0::2], answers[1::2]):
+    pairs = zip(cases, answers[0::2], answers[1::2], strict=True)
+    for (text, key, salt, n), strict, mime in pairs:
         assert crypto.encrypt(text, key, salt, n) == strict["output"]
         assert crypto.decrypt(mime["output"], key, salt, n) == text
     ours = [crypto.encrypt(t, k, s, n) for t, k, s, n in cases]
     back = ruby([{"op": "decrypt", "input": c, "key": k, "salt": s, "iterations": n}
-                 for c, (_t, k, s, n) in zip(ours, cases)])
+                 for c, (_t, k, s, n) in zip(ours, cases, strict=True)])
     assert [b["output"] for b in back] == [t for t, _k, _s, _n in cases]
 
 

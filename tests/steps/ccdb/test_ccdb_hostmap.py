@@ -36,7 +36,8 @@ def test_plain_text(text: str, expected: str) -> None:
 
 def test_json_keys_values_nested_and_inside_uris_keep_other_bytes() -> None:
     text = ('{"10.0.0.5":{"uri":"mysql://u:p@10.0.0.5:3306/d?x=1\\u0026y=2","hosts":["10.0.0.5",'
-            '"10.0.0.50"],"port":3306,"n\\u00e9":"caf\\u00e9"} , "inner":"{\\"host\\":\\"10.0.0.5\\"}"}')
+            '"10.0.0.50"],"port":3306,"n\\u00e9":"caf\\u00e9"} , '
+            '"inner":"{\\"host\\":\\"10.0.0.5\\"}"}')
     new, changes = MAP.rewrite(text)
     assert new == text.replace("10.0.0.5\"", "10.1.0.5\"").replace("10.0.0.5:", "10.1.0.5:") \
         .replace('\\"10.0.0.5\\"', '\\"10.1.0.5\\"')

@@ -12,7 +12,8 @@ from steps.ccdb.step import RewriteHosts
 PARAMS = {"target": "source", "hosts": {"10.0.0.5": "10.1.0.5"}}
 
 
-def column(name: str, encrypted: bool, change: int, examples: list[str] | None = None) -> dict[str, Any]:
+def column(name: str, encrypted: bool, change: int,
+           examples: list[str] | None = None) -> dict[str, Any]:
     return {"column": name, "encrypted": encrypted, "change": change, "hosts": change,
             "examples": examples or []}
 
@@ -37,7 +38,8 @@ CASES = [
      "current schema; hosts 10.0.0.5 -> 10.1.0.5"),
     ("rekey", {**PARAMS, "rekey_to_label": "k2"}, FACTS, "mutating",
      [('service_bindings.credentials (encrypted): rewrite 12 of 40 rows, re-encrypted under '
-      "label 'k2'; e.g. #1 uri: \"mysql://u:***@10.0.0.5/d\" -> \"mysql://u:***@10.1.0.5/d\"; #2 x"),
+      "label 'k2'; e.g. #1 uri: \"mysql://u:***@10.0.0.5/d\" -> "
+      "\"mysql://u:***@10.1.0.5/d\"; #2 x"),
       "service_brokers.broker_url (plain text): rewrite 2 of 2 rows",
       "keep the before-image of 14 values in db:5432/ccdb table runbook_ccdb_before_image"],
      "current schema; hosts 10.0.0.5 -> 10.1.0.5"),

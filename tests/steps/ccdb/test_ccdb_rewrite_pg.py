@@ -85,7 +85,7 @@ def expected_after(plain: str) -> str:
 def check_rewritten(before: list[dict[str, Any]], after: list[dict[str, Any]],
                     ring: crypto.KeyRing = RING) -> None:
     assert [(b["table"], b["id"]) for b in before] == [(a["table"], a["id"]) for a in after]
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         old = crypto.decrypt(b["value"], ring.key_for(b["label"]), b["salt"], b["iterations"])
         new = crypto.decrypt(a["value"], ring.key_for(a["label"]), a["salt"], a["iterations"])
         assert (a["salt"], a["iterations"]) == (b["salt"], b["iterations"])
@@ -129,8 +129,11 @@ def test_2014_schema_legacy_mime_values_with_the_empty_default_key(postgres_dsn:
     h.run()
     after = encrypted_values(postgres_dsn)
     check_rewritten(before, after, crypto.KeyRing("", {}))
-    for b, a in zip(before, after):  # rewritten values are strict; untouched ones keep bytes
-        assert a["value"] == b["value"] if a["column"] == "auth_password" else "\n" not in a["value"]
+    for b, a in zip(before, after, strict=True):  # rewritten: strict; untouched: same bytes
+        if a["column"] == "auth_password":
+            assert a["value"] == b["value"]
+        else:
+            assert "\n" not in a["value"]
     with psycopg.connect(postgres_dsn) as conn:
         assert "encryption_key_label" not in columns(conn, "apps")
     assert h.step.verify(h.ctx, h.params(), None) is True
@@ -143,7 +146,7 @@ def test_cloud_controller_reads_what_was_written(postgres_dsn: str, tmp_path: Pa
     after = encrypted_values(postgres_dsn)
     answers = ruby([{"op": "decrypt", "input": a["value"], "key": RING.key_for(a["label"]),
                      "salt": a["salt"], "iterations": a["iterations"]} for a in after])
-    for a, answer in zip(after, answers):
+    for a, answer in zip(after, answers, strict=True):
         assert answer["output"] == crypto.decrypt(a["value"], RING.key_for(a["label"]),
                                                   a["salt"], a["iterations"])
         assert "10.0.0.5\"" not in answer["output"]
@@ -183,7 +186,8 @@ def test_look_alike_hosts_unicode_and_multi_block_values(postgres_dsn: str, tmp_
         assert conn.execute(query, (alike,)).fetchone() == untouched
         assert conn.execute("SELECT credentials FROM service_bindings WHERE id = %s",
                             empty).fetchone() == ("",)
-    values = {v["id"]: v for v in encrypted_values(postgres_dsn) if v["table"] == "service_bindings"}
+    values = {v["id"]: v for v in encrypted_values(postgres_dsn)
+              if v["table"] == "service_bindings"}
     plain = crypto.decrypt(values[big]["value"], KEYS["k2"], "000000bb")
     assert json.loads(plain) == {"uri": "http://10.1.0.5:80/", "t": long_tail}
 
