@@ -10,9 +10,11 @@ lab's ``targets``.
 
 :class:`RouteFollower` makes the routing tier follow the simulated directors: a side's
 routers publish their routes (NATS ``router.register`` and ``/routes``) only while that
-side's ``router`` instance group runs, which is how the new stack's routing table appears
-once ``bosh.start`` brings it up. :class:`DbResponder` answers DNS questions from the
-PowerDNS tables when no ``pdns_server`` is installed.
+side's ``router`` group (and, on the new stack, the health manager that restarts the apps)
+runs, which is how the new stack's routing table appears once ``bosh.start`` brings it up.
+:class:`DiskWriter` keeps changing the old disks while their jobs run, so the final sync
+has a delta. :class:`DbResponder` answers DNS questions from the PowerDNS tables when no
+``pdns_server`` is installed.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ SERVICE_HOSTS = {"10.0.16.30": "10.1.16.30", "10.0.16.31": "10.1.16.31",
 NEW_STACK_DNS = {"api": "10.1.16.50", "uaa": "10.1.16.51", "login": "10.1.16.51"}
 NEW_WILDCARD = "10.1.16.60"
 NEW_NS = "10.1.16.2"
-ROUTES = 150  # app routes, two instances each: "several hundred live apps" in the table
-APPS = 300  # apps in the Cloud Controller DB
+APPS = 300  # "several hundred live apps": rows in the Cloud Controller DB
+ROUTES = APPS  # one route per app, two instances each
 # A side's apps are routable while these groups run: its routers, and (new stack) the
 # health manager that restarts every app once the Cloud Controller is back (seeds/000).
 ROUTABLE_WHEN = {"source": ("router",), "destination": ("router", "hm9000")}
