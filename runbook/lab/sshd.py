@@ -12,8 +12,10 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Self
 
@@ -22,7 +24,6 @@ from runbook.lab.servers import (
     find_binary,
     free_port,
     stop_process,
-    wait_for_port,
 )
 
 
@@ -52,6 +53,17 @@ class Sshd:
         (self.dir / "authorized_keys").write_text(
             (self.dir / "client_key.pub").read_text())
         (self.dir / "authorized_keys").chmod(0o600)
+        # A port found free can be taken by another process before sshd binds it: then
+        # sshd exits (or someone else answers), and another port is tried.
+        for _ in range(3):
+            if self._start(host_key):
+                return self
+            self.port = free_port()
+        self.__exit__()
+        raise ServerUnavailable("sshd did not start: "
+                                + (self.dir / "sshd.log").read_text()[-500:])
+
+    def _start(self, host_key: Path) -> bool:
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} "
                                     f"{(self.dir / 'host_key.pub').read_text()}")
         config = self.dir / "sshd_config"
@@ -70,15 +82,29 @@ class Sshd:
         self.proc = subprocess.Popen([str(self.binary), "-D", "-e", "-f", str(config)],
                                      stdout=subprocess.DEVNULL,
                                      stderr=(self.dir / "sshd.log").open("wb"))
-        try:
-            wait_for_port(self.port, timeout=10)
-        except TimeoutError:
-            self.__exit__()
-            raise ServerUnavailable("sshd did not start: "
-                                    + (self.dir / "sshd.log").read_text()[-500:]) from None
-        return self
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if _banner(self.port).startswith(b"SSH-2.0-OpenSSH"):
+                time.sleep(0.1)  # still alive: the answer was ours, not a neighbour's
+                if self.proc.poll() is None:
+                    return True
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        return False
 
     def __exit__(self, *exc: object) -> None:
         stop_process(self.proc)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _banner(port: int) -> bytes:
+    """The first line a server on ``port`` sends, or b"" when nothing answers yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            return sock.recv(64)
+    except OSError:
+        return b""
