@@ -153,7 +153,10 @@ def _drive(engine: Any, go: Any) -> int:
         state = go()
     except RunFailed as exc:
         print(f"✘ run {exc.run_id} failed at step '{exc.step}': {exc}", file=sys.stderr)
-        if exc.rolled_back:
+        if exc.rolled_back and exc.kept:
+            print(f"  rolled back to the point of no return '{exc.kept}', which stays; "
+                  f"details: runbook report {exc.run_id}", file=sys.stderr)
+        elif exc.rolled_back:
             print(f"  the run was rolled back; details: runbook report {exc.run_id}",
                   file=sys.stderr)
         else:
@@ -215,9 +218,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     engine = _attach(args, accept_changes=True)
     if args.to is not None and args.to not in engine.runbook.by_id:
         raise InputError(f"--to {args.to}: no such step in run {engine.run_id}")
-    outcome = rollback(engine, args.to)
+    outcome = rollback(engine, args.to, args.through_point_of_no_return)
     for key, why in outcome.not_undone:
         print(f"not undone: {key} ({why})")
+    if outcome.stopped_at:
+        print(f"kept: '{outcome.stopped_at}' (the point of no return) and what ran before it")
     print(f"run {engine.run_id}: rolled back ({len(outcome.reverted)} steps reverted)")
     return EXIT_OK
 

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="undo what a run did, newest first")
     rb.add_argument("run_id")
     rb.add_argument("--to", metavar="STEP", help="undo only what ran after STEP")
+    rb.add_argument("--through-point-of-no-return", action="store_true",
+                    help="also undo the point of no return and what ran before it")
 
     st = sub.add_parser("status", help="state of a run (the newest when no id is given)")
     st.add_argument("run_id", nargs="?")

@@ -78,10 +78,11 @@ def step_time(spec: StepSpec, history: list[float], rounds: int) -> StepTime:
     return StepTime(spec.id, 0.0, rounds, "no estimate")
 
 
-def revert_time(spec: StepSpec, history: list[float], items: int) -> StepTime:
+def revert_time(spec: StepSpec, history: list[float], items: int,
+                no_undo: frozenset[str] = frozenset(NO_UNDO)) -> StepTime:
     """A rollback reverts items one by one, newest first, so items are not parallel."""
     count = max(1, items) if spec.for_each is not None else 1
-    if spec.rollback.mode == "none" or spec.uses in NO_UNDO:
+    if spec.rollback.mode == "none" or (spec.uses in no_undo and spec.rollback.mode == "auto"):
         return StepTime(spec.id, 0.0, count, "nothing to undo")
     return step_time(spec, history, count)
 
@@ -94,6 +95,8 @@ class Inputs:
     states: dict[str, str] = field(default_factory=dict)  # step id -> state
     elapsed: dict[str, float] = field(default_factory=dict)  # running step id -> seconds
     items: dict[str, int] = field(default_factory=dict)  # for_each step id -> item count
+    #: step types with no undo of their own (read-only): a rollback passes them at no cost
+    no_undo: frozenset[str] = frozenset(NO_UNDO)
     applied: dict[str, list[float]] = field(default_factory=dict)  # per-item history
     reverted: dict[str, list[float]] = field(default_factory=dict)
 
@@ -189,7 +192,7 @@ def rollback_seconds(runbook: Runbook, inputs: Inputs, step_ids: list[str]) -> f
         if inputs.states.get(step_id) == "skipped" or spec.phase == "after":
             continue
         total += revert_time(spec, inputs.reverted.get(step_id, []),
-                             inputs.items.get(step_id, 1)).seconds
+                             inputs.items.get(step_id, 1), inputs.no_undo).seconds
     return total
 
 

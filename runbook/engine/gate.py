@@ -265,7 +265,7 @@ class Gate:
                     states[s.id] = "skipped"
             inputs = Inputs(now=inputs.now, states=states, elapsed=inputs.elapsed,
                             items=inputs.items, applied=inputs.applied,
-                            reverted=inputs.reverted)
+                            reverted=inputs.reverted, no_undo=inputs.no_undo)
         from dataclasses import replace
 
         shifted = replace(runbook, windows=self.windows(engine))
@@ -289,7 +289,7 @@ class Gate:
             step_id = key.split("[", 1)[0]
             elapsed[step_id] = max(elapsed.get(step_id, 0.0), mono - inflight.started)
         return Inputs(now=engine.clock.now(), states=states, elapsed=elapsed, items=items,
-                      applied=applied, reverted=reverted)
+                      applied=applied, reverted=reverted, no_undo=_no_undo(engine))
 
     def _load_history(self, engine: Engine) -> tuple[dict[str, list[float]],
                                                       dict[str, list[float]]]:
@@ -393,3 +393,18 @@ class Gate:
 def _clock(moment: datetime, like: datetime) -> str:
     """A moment in the timezone the window was written in."""
     return moment.astimezone(like.tzinfo).isoformat(timespec="seconds")
+
+
+def _no_undo(engine: Engine) -> frozenset[str]:
+    """Step types of this runbook that have no undo of their own (the class has no revert)."""
+    from runbook.engine.forecast import NO_UNDO
+    from runbook.step import Step
+
+    out = set(NO_UNDO)
+    for uses in {s.uses for s in engine.runbook.steps}:
+        try:
+            if engine.registry.load(uses).revert is Step.revert:
+                out.add(uses)
+        except Exception:  # an unloadable type fails at its own step, not in the forecast
+            continue
+    return frozenset(out)

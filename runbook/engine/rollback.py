@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 class RollbackOutcome:
     reverted: list[str] = field(default_factory=list)
     not_undone: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+    stopped_at: str | None = None  # the point of no return the rollback did not pass
 
 
 def candidates(rows: dict[str, StepRow], to: str | None = None) -> list[StepRow]:
@@ -46,12 +47,23 @@ class Rollback:
     def __init__(self, engine: "Engine") -> None:
         self.engine = engine
 
-    def run(self, *, reason: str, to: str | None = None) -> RollbackOutcome:
+    def run(self, *, reason: str, to: str | None = None,
+            through_point_of_no_return: bool = False) -> RollbackOutcome:
         e = self.engine
         e._rows = e.store.steps(e.run_id)
+        passed = self._passed_point_of_no_return()
+        stop_at = None
+        if passed is not None and not through_point_of_no_return and to is None:
+            # Past the point of no return, customers are on the new side: undoing the
+            # switch is a decision for a human (a new run), not an automatic reaction.
+            to = stop_at = passed
         e._run_transition("roll_back", {"reason": reason, "to": to})
         e.emit("rollback_started", reason=reason)
-        outcome = RollbackOutcome()
+        if stop_at is not None:
+            e.emit("notice", message=f"rollback stops at the point of no return '{stop_at}': "
+                   "it and what ran before it stay; to undo them too, run: runbook rollback "
+                   f"{e.run_id} --through-point-of-no-return")
+        outcome = RollbackOutcome(stopped_at=stop_at)
         by_id = e.runbook.by_id
         for row in candidates(e._rows, to):
             spec = by_id.get(row.step_id)
@@ -74,6 +86,15 @@ class Rollback:
         e._release_targets()
         e.emit("rollback_finished", reverted=outcome.reverted, not_undone=outcome.not_undone)
         return outcome
+
+    def _passed_point_of_no_return(self) -> str | None:
+        """The newest point-of-no-return step that finished, if any."""
+        done = [r for r in self.engine._rows.values()
+                if r.state == "succeeded" and r.step_id in self.engine.runbook.by_id
+                and self.engine.runbook.by_id[r.step_id].point_of_no_return]
+        if not done:
+            return None
+        return max(done, key=lambda r: (r.finished_at or "", r.seq)).step_id
 
     def _not_undoable(self, spec: StepSpec, row: StepRow) -> str | None:
         if spec.rollback.mode == "none":

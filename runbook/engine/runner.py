@@ -59,6 +59,8 @@ class RunFailed(RunbookError):
 
     def __init__(self, run_id: str, step: str, message: str, rolled_back: bool | None) -> None:
         self.run_id, self.step, self.rolled_back = run_id, step, rolled_back
+        #: the point of no return the rollback stopped at, if it did
+        self.kept: str | None = None
         super().__init__(message)
 
 
@@ -582,8 +584,10 @@ class Engine:
 
         self.emit("run_failing", key=key, message=message)
         if self.runbook.on_failure == "rollback":
-            Rollback(self).run(reason=f"step '{key}' failed")
-            raise RunFailed(self.run_id, key, message, rolled_back=True)
+            outcome = Rollback(self).run(reason=f"step '{key}' failed")
+            failed = RunFailed(self.run_id, key, message, rolled_back=True)
+            failed.kept = outcome.stopped_at
+            raise failed
         self._run_transition("fail", {"step": key, "message": message}, finished_at=utcnow())
         raise RunFailed(self.run_id, key, message, rolled_back=None)
 
@@ -647,12 +651,14 @@ def resume(engine: Engine, options: Options) -> str:
         engine.store.release_lock(f"run:{engine.run_id}")
 
 
-def rollback(engine: Engine, to: str | None = None) -> Any:
+def rollback(engine: Engine, to: str | None = None,
+             through_point_of_no_return: bool = False) -> Any:
     from runbook.engine.rollback import Rollback
 
     engine.store.acquire_lock(f"run:{engine.run_id}", process_holder(engine.run_id),
                               steal_if=lambda h: not holder_alive(h))
     try:
-        return Rollback(engine).run(reason="requested by the operator", to=to)
+        return Rollback(engine).run(reason="requested by the operator", to=to,
+                                    through_point_of_no_return=through_point_of_no_return)
     finally:
         engine.store.release_lock(f"run:{engine.run_id}")

@@ -114,7 +114,8 @@ def _resolve(ctx: StepContext, p: SnapshotRoutesParams) -> _Sources:
 
     return _Sources(routers, pick(p.router_user, "user", routers_cfg),
                     pick(p.router_password, "password", routers_cfg), nats,
-                    pick(p.nats_user, "user", nats_cfg), pick(p.nats_password, "password", nats_cfg),
+                    pick(p.nats_user, "user", nats_cfg),
+                    pick(p.nats_password, "password", nats_cfg),
                     pick(p.nats_token, "token", nats_cfg))
 
 
@@ -258,10 +259,6 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
         path = Path(result.record["path"])
         return path.is_file() and file_digest(path) == result.record["sha256"]
 
-    def revert(self, ctx: StepContext, params: SnapshotRoutesParams,
-               record: dict[str, Any]) -> None:
-        return None  # nothing on the foundation changed; the artifact stays as evidence
-
     def revert_plan(self, params: SnapshotRoutesParams, record: dict[str, Any]) -> Plan:
         return Plan.unchanged("read-only: nothing to undo")
 
@@ -378,10 +375,6 @@ class CompareRoutes(Step[CompareRoutesParams]):
         if result is None:
             return None  # comparing again is harmless
         return Path(result.outputs["diff_path"]).is_file()
-
-    def revert(self, ctx: StepContext, params: CompareRoutesParams,
-               record: dict[str, Any]) -> None:
-        return None  # read-only
 
     def revert_plan(self, params: CompareRoutesParams, record: dict[str, Any]) -> Plan:
         return Plan.unchanged("read-only: nothing to undo")

@@ -15,7 +15,6 @@ from tests.e2e.conftest import Cli
 
 pytestmark = pytest.mark.slow
 
-BUDGET_SECONDS = 120.0
 
 
 def _skip_without_servers(done: subprocess.CompletedProcess[str]) -> None:
@@ -58,7 +57,7 @@ def test_lab_up_status_rehearse_down(cli: Cli) -> None:
     assert not (cli.tmp / "lab" / "secrets").exists()
 
 
-def test_reference_rehearsal_on_a_fresh_lab_within_budget(cli: Cli) -> None:
+def test_reference_rehearsal_on_a_fresh_lab(cli: Cli) -> None:
     started = time.monotonic()
     done = cli("rehearse", "runbooks/cf-vcloud-to-openstack.yml", timeout=600)
     took = time.monotonic() - started
@@ -72,5 +71,5 @@ def test_reference_rehearsal_on_a_fresh_lab_within_budget(cli: Cli) -> None:
     assert out.index("Steps:") > out.index("succeeded")
     html = out.split("HTML report: ", 1)[1].split()[0]
     assert os.path.exists(html)
+    # The time is measured for BENCHMARKS.md, never asserted: a slow CI machine is no bug.
     print(f"fresh-lab rehearsal of the reference runbook: {took:.1f}s")
-    assert took < BUDGET_SECONDS, f"rehearsal took {took:.1f}s (budget {BUDGET_SECONDS:.0f}s)"

@@ -226,3 +226,23 @@ def test_interrupt_lets_running_steps_finish_then_pauses(tmp_path: Path) -> None
     rows = e.store.steps(run_id)
     assert rows["hold"].state == "succeeded"
     assert "next" not in rows
+
+
+def test_a_failure_after_the_point_of_no_return_does_not_undo_it(tmp_path: Path) -> None:
+    j = tmp_path / "j"
+    text = book(mark("prep", j), mark("switch", j, needs=["prep"],
+                                      extra="    point_of_no_return: true"),
+                mark("tidy", j, needs=["switch"]),
+                mark("archive", j, needs=["tidy"], fail_times=9))
+    e = make_engine(text, tmp_path)
+    run_id = start(e)
+    with pytest.raises(RunFailed) as caught:
+        e.execute()
+    assert caught.value.kept == "switch"
+    assert [x[1] for x in read_journal(j) if x[0] == "revert"] == ["tidy"]
+    rows = e.store.steps(run_id)
+    assert (rows["switch"].state, rows["prep"].state) == ("succeeded", "succeeded")
+    # the operator decides to go back all the way
+    outcome = rollback(e, through_point_of_no_return=True)
+    assert outcome.reverted == ["switch", "prep"]
+    assert [x[1] for x in read_journal(j) if x[0] == "revert"] == ["tidy", "switch", "prep"]
