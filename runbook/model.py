@@ -89,6 +89,17 @@ class Runbook:
         raise KeyError(step_id)
 
     @property
+    def dir(self) -> str:
+        """The runbook file's directory, absolute (templates see it as ``run.dir``)."""
+        cached = self.__dict__.get("_dir")
+        if cached is None:
+            import os
+
+            cached = os.path.dirname(os.path.abspath(self.path))
+            object.__setattr__(self, "_dir", cached)
+        return cached
+
+    @property
     def by_id(self) -> dict[str, StepSpec]:
         cached = self.__dict__.get("_by_id")
         if cached is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from runbook.errors import StepFailed
@@ -49,7 +48,7 @@ def template_context(runbook: Runbook, rows: dict[str, StepRow], run_id: str,
            "steps": _StepsView(runbook, rows),
            # run.dir: the runbook's directory, for paths next to the runbook file
            "run": {"id": run_id, "rehearsal": rehearsal,
-                   "dir": str(Path(runbook.path).resolve().parent)}}
+                   "dir": runbook.dir}}
     if item is not None:
         ctx["item"] = item
     return ctx

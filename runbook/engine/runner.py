@@ -8,6 +8,7 @@ step's outputs, undo record and new state are committed in one transaction.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ import secrets as _random
 import signal
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ class Engine:
         self._executor: ThreadPoolExecutor | None = None
         self._done: set[str] = set()
         self._unmet: dict[str, int] = {}
-        self._candidates: set[str] = set()
+        self._candidates = _Frontier()
         self._dependents: dict[str, list[str]] = {}
         self._fanouts: list[StepSpec] = []
 
@@ -341,7 +342,7 @@ class Engine:
         self._dependents = {sid: [] for sid in specs}
         self._unmet = {}
         self._done = set()
-        self._candidates = set()
+        self._candidates = _Frontier()
         for spec in self.runbook.steps:
             for n in spec.needs:
                 self._dependents[n].append(spec.id)
@@ -351,7 +352,7 @@ class Engine:
         for spec in self.runbook.steps:
             self._unmet[spec.id] = sum(1 for n in spec.needs if n not in self._done)
             if spec.id not in self._done and self._unmet[spec.id] == 0:
-                self._candidates.add(spec.id)
+                self._candidates.add(spec.index, spec.id)
 
     def _mark_done(self, step_id: str) -> None:
         if step_id in self._done or step_id not in self._unmet:
@@ -361,7 +362,7 @@ class Engine:
         for dependent in self._dependents.get(step_id, []):
             self._unmet[dependent] -= 1
             if self._unmet[dependent] == 0:
-                self._candidates.add(dependent)
+                self._candidates.add(self.runbook.by_id[dependent].index, dependent)
 
     def _all_done(self, order: list[StepSpec]) -> bool:
         return len(self._done) == len(order)
@@ -379,7 +380,8 @@ class Engine:
 
     def _launch_ready(self, order: list[StepSpec], running: dict[str, Inflight]) -> None:
         specs = self.runbook.by_id
-        for spec in sorted((specs[c] for c in self._candidates), key=lambda s: s.index):
+        for step_id in self._candidates:
+            spec = specs[step_id]
             if len(running) >= self.runbook.max_parallel:
                 return
             if not self._ready(spec):
@@ -590,6 +592,32 @@ class Engine:
             raise failed
         self._run_transition("fail", {"step": key, "message": message}, finished_at=utcnow())
         raise RunFailed(self.run_id, key, message, rolled_back=None)
+
+
+class _Frontier:
+    """Step ids in file order, kept sorted as they are added (bisect), so a scheduling
+    pass walks them in order and stops as soon as the run is at its parallelism limit."""
+
+    def __init__(self) -> None:
+        self._order: list[tuple[int, str]] = []
+        self._ids: dict[str, int] = {}
+
+    def add(self, index: int, step_id: str) -> None:
+        if step_id not in self._ids:
+            self._ids[step_id] = index
+            bisect.insort(self._order, (index, step_id))
+
+    def discard(self, step_id: str) -> None:
+        index = self._ids.pop(step_id, None)
+        if index is not None:
+            del self._order[bisect.bisect_left(self._order, (index, step_id))]
+
+    def __iter__(self) -> Iterator[str]:
+        # a copy: a pass may add or drop entries while it walks (skips, failures)
+        return (step_id for _, step_id in self._order.copy())
+
+    def __bool__(self) -> bool:
+        return bool(self._order)
 
 
 def _keyed(exc: StepError, key: str) -> StepError:
