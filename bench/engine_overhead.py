@@ -166,7 +166,10 @@ def main() -> None:
         Row(f"paas-runbook no-op step ({args.steps} steps)", noop,
             f"{noop / (2 * commit):.2f}x the floor of its 2 checkpoints"),
         Row(f"paas-runbook shell /bin/true ({args.shell} steps)", shell),
+        # TaskFlow's cost per task grows with the size of the flow: show both sizes
+        Row("TaskFlow no-op task, in memory (100)", taskflow(100, False)),
         Row(f"TaskFlow no-op task, in memory ({args.steps})", taskflow(args.steps, False)),
+        Row("TaskFlow no-op task, SQLite persistence (100)", taskflow(100, True)),
         Row(f"TaskFlow no-op task, SQLite persistence ({args.steps})",
             taskflow(args.steps, True)),
         Row(f"ansible-core debug task ({args.ansible})",
