@@ -8,7 +8,6 @@ step's outputs, undo record and new state are committed in one transaction.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import logging
@@ -20,12 +19,14 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock, RealClock
 from runbook.context import StepContext
+from runbook.engine.frontier import DONE, Frontier
 from runbook.engine.machine import TERMINAL_RUN, run_next, step_next
 from runbook.engine.render import Prepared, item_key, prepare, template_context
 from runbook.errors import (
@@ -50,7 +51,6 @@ from runbook.window import current_window, next_window
 
 log = logging.getLogger("runbook.engine")
 
-DONE = ("succeeded", "skipped")
 #: seconds a step gets to stop after its timeout before it is abandoned
 GRACE = 5.0
 
@@ -124,10 +124,7 @@ class Engine:
         #: seconds a timed-out step gets to stop before it is abandoned
         self.grace = GRACE
         self._executor: ThreadPoolExecutor | None = None
-        self._done: set[str] = set()
-        self._unmet: dict[str, int] = {}
-        self._candidates = _Frontier()
-        self._dependents: dict[str, list[str]] = {}
+        self._frontier = Frontier(runbook, {})
         self._fanouts: list[StepSpec] = []
 
     # -- public entry points ------------------------------------------------------------
@@ -167,11 +164,17 @@ class Engine:
 
     def execute(self) -> str:
         """Drive the run until it succeeds, fails (after rollback) or stops (resumable)."""
-        holder = process_holder(self.run_id)
-        self.store.acquire_lock(f"run:{self.run_id}", holder,
+        with self.driving():
+            return self._drive()
+
+    @contextmanager
+    def driving(self) -> Iterator[None]:
+        """Hold the run's lock (one process drives a run) and clean up the workers after.
+        A lock left by a dead process on this host is taken over."""
+        self.store.acquire_lock(f"run:{self.run_id}", process_holder(self.run_id),
                                 steal_if=lambda h: not holder_alive(h))
         try:
-            return self._drive()
+            yield
         finally:
             self.store.release_lock(f"run:{self.run_id}")
             if self._executor is not None:
@@ -220,7 +223,7 @@ class Engine:
             self.store.save_step(row, event=trigger, from_state=from_state,
                                  detail=self.redactor.data(detail or {}))
         if new_state in DONE and row.key == row.step_id:
-            self._mark_done(row.key)
+            self._frontier.mark_done(row.key)
         self.crashpoint(row.key, trigger, "after")
 
     def _run_transition(self, trigger: str, detail: dict[str, Any] | None = None,
@@ -280,7 +283,7 @@ class Engine:
         failure: tuple[str, str] | None = None
         stopped: Stopped | None = None
         order = list(self.runbook.steps)
-        self._index_frontier()
+        self._frontier = Frontier(self.runbook, self._rows)
         self._fanouts = [s for s in order if s.for_each is not None]
         while True:
             if failure is None and stopped is None and not self.stop_requests:
@@ -298,12 +301,12 @@ class Engine:
                     self._run_transition("pause", {"reason": str(stopped or "interrupted")})
                     raise stopped or Interrupted(
                         f"stopped by the operator; resume with: runbook resume {self.run_id}")
-                if self._all_done(order):
+                if self._frontier.all_done:
                     self._run_transition("succeed", finished_at=utcnow())
                     self._release_targets()
                     self.emit("run_succeeded", run_id=self.run_id)
                     return "succeeded"
-                if not self._anything_ready(order):
+                if not self._anything_ready():
                     raise StepFailed("no step can start although the run is not finished "
                                      "(a dependency failed earlier?)")
             if self.stop_requests > 1:
@@ -335,41 +338,9 @@ class Engine:
                 stopped = payload
             self._finish_parents(order)
 
-    # The frontier: steps whose needs are all done. Kept up to date on every transition so
-    # that each scheduling pass looks at a handful of steps, not at all 1,000 of them.
-    def _index_frontier(self) -> None:
+    def _anything_ready(self) -> bool:
         specs = self.runbook.by_id
-        self._dependents = {sid: [] for sid in specs}
-        self._unmet = {}
-        self._done = set()
-        self._candidates = _Frontier()
-        for spec in self.runbook.steps:
-            for n in spec.needs:
-                self._dependents[n].append(spec.id)
-            row = self._rows.get(spec.id)
-            if row is not None and row.state in DONE:
-                self._done.add(spec.id)
-        for spec in self.runbook.steps:
-            self._unmet[spec.id] = sum(1 for n in spec.needs if n not in self._done)
-            if spec.id not in self._done and self._unmet[spec.id] == 0:
-                self._candidates.add(spec.index, spec.id)
-
-    def _mark_done(self, step_id: str) -> None:
-        if step_id in self._done or step_id not in self._unmet:
-            return
-        self._done.add(step_id)
-        self._candidates.discard(step_id)
-        for dependent in self._dependents.get(step_id, []):
-            self._unmet[dependent] -= 1
-            if self._unmet[dependent] == 0:
-                self._candidates.add(self.runbook.by_id[dependent].index, dependent)
-
-    def _all_done(self, order: list[StepSpec]) -> bool:
-        return len(self._done) == len(order)
-
-    def _anything_ready(self, order: list[StepSpec]) -> bool:
-        specs = self.runbook.by_id
-        return any(self._ready(specs[c]) for c in self._candidates)
+        return any(self._ready(specs[c]) for c in self._frontier)
 
     def _ready(self, spec: StepSpec) -> bool:
         row = self._rows.get(spec.id)
@@ -380,7 +351,7 @@ class Engine:
 
     def _launch_ready(self, order: list[StepSpec], running: dict[str, Inflight]) -> None:
         specs = self.runbook.by_id
-        for step_id in self._candidates:
+        for step_id in self._frontier:
             spec = specs[step_id]
             if len(running) >= self.runbook.max_parallel:
                 return
@@ -594,32 +565,6 @@ class Engine:
         raise RunFailed(self.run_id, key, message, rolled_back=None)
 
 
-class _Frontier:
-    """Step ids in file order, kept sorted as they are added (bisect), so a scheduling
-    pass walks them in order and stops as soon as the run is at its parallelism limit."""
-
-    def __init__(self) -> None:
-        self._order: list[tuple[int, str]] = []
-        self._ids: dict[str, int] = {}
-
-    def add(self, index: int, step_id: str) -> None:
-        if step_id not in self._ids:
-            self._ids[step_id] = index
-            bisect.insort(self._order, (index, step_id))
-
-    def discard(self, step_id: str) -> None:
-        index = self._ids.pop(step_id, None)
-        if index is not None:
-            del self._order[bisect.bisect_left(self._order, (index, step_id))]
-
-    def __iter__(self) -> Iterator[str]:
-        # a copy: a pass may add or drop entries while it walks (skips, failures)
-        return (step_id for _, step_id in self._order.copy())
-
-    def __bool__(self) -> bool:
-        return bool(self._order)
-
-
 def _keyed(exc: StepError, key: str) -> StepError:
     exc.step_key = key  # type: ignore[attr-defined]
     return exc
@@ -663,9 +608,7 @@ def resume(engine: Engine, options: Options) -> str:
     run = engine.store.get_run(engine.run_id)
     if run.state in TERMINAL_RUN:
         return run.state
-    engine.store.acquire_lock(f"run:{engine.run_id}", process_holder(engine.run_id),
-                              steal_if=lambda h: not holder_alive(h))
-    try:
+    with engine.driving():
         engine._lock_targets()
         engine._rows = engine.store.steps(engine.run_id)
         if run.state in ("rolling_back", "rollback_failed"):
@@ -675,18 +618,12 @@ def resume(engine: Engine, options: Options) -> str:
             return "rolled_back"
         settle_interrupted(engine, options)
         return engine._drive()
-    finally:
-        engine.store.release_lock(f"run:{engine.run_id}")
 
 
 def rollback(engine: Engine, to: str | None = None,
              through_point_of_no_return: bool = False) -> Any:
     from runbook.engine.rollback import Rollback
 
-    engine.store.acquire_lock(f"run:{engine.run_id}", process_holder(engine.run_id),
-                              steal_if=lambda h: not holder_alive(h))
-    try:
+    with engine.driving():
         return Rollback(engine).run(reason="requested by the operator", to=to,
                                     through_point_of_no_return=through_point_of_no_return)
-    finally:
-        engine.store.release_lock(f"run:{engine.run_id}")
