@@ -9,6 +9,7 @@ Dry-run calls ``observe`` and ``plan`` only: step code never asks "am I in dry-r
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -89,7 +90,7 @@ class NoParams:
     pass
 
 
-class Step(Generic[P]):
+class Step(ABC, Generic[P]):
     """Base class of every step type. Subclasses set ``Params`` to a dataclass."""
 
     Params: ClassVar[type] = NoParams
@@ -107,12 +108,13 @@ class Step(Generic[P]):
     def observe(self, ctx: StepContext, params: P) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     def plan(self, params: P, facts: dict[str, Any] | None) -> Plan:
         """Pure. ``facts`` is None when observation was not possible (dry-run offline)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, ctx: StepContext, params: P, plan: Plan) -> Result:
-        raise NotImplementedError
+        """Do the work; return outputs (for later steps) and a record (for revert)."""
 
     def verify(self, ctx: StepContext, params: P, result: Result | None) -> bool | None:
         """True: done and correct. False: not done. None: cannot tell.

@@ -11,6 +11,7 @@ CLI cannot read the switch, so "restore" means switching it back on.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,17 +109,21 @@ class _GroupStep(Step[GroupsParams]):
     def observe(self, ctx: StepContext, params: GroupsParams) -> dict[str, Any]:
         return observe_groups(ctx, params)
 
+    @abstractmethod
     def sequence(self, params: GroupsParams, facts: dict[str, Any] | None) -> list[str]:
-        raise NotImplementedError
+        """Provided by the stop and start step types."""
 
+    @abstractmethod
     def items(self, params: Any, facts: dict[str, Any]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Provided by the stop and start step types."""
 
+    @abstractmethod
     def command(self, params: Any, dep: str, selector: str) -> str:
-        raise NotImplementedError
+        """Provided by the stop and start step types."""
 
+    @abstractmethod
     def act(self, bosh: BoshCli, params: Any, selector: str) -> Any:
-        raise NotImplementedError
+        """Provided by the stop and start step types."""
 
     def plan(self, params: Any, facts: dict[str, Any] | None) -> Plan:
         sequence = self.sequence(params, facts)
@@ -192,8 +197,9 @@ class _GroupStep(Step[GroupsParams]):
         lines = [Action.change(line) for line in self._undo_lines(params, record, dep)]
         return Plan.of(*lines) if lines else Plan.unchanged(f"nothing was {self.verb}ped")
 
+    @abstractmethod
     def _undo_lines(self, params: Any, record: dict[str, Any], dep: str) -> list[str]:
-        raise NotImplementedError
+        """Provided by the stop and start step types."""
 
     def _resurrection_around(self, bosh: BoshCli, record: dict[str, Any], work: Any) -> None:
         """Undo with the resurrector off; afterwards leave it as it was before apply."""
