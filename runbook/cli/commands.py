@@ -78,10 +78,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from runbook.engine.plan import plan_runbook, render_plan
+    from runbook.engine.plan import FactReader, plan_runbook, render_plan
 
     runbook = _load(args.file, _targets_file(args.targets))
-    planned = plan_runbook(runbook)
+    reader = None
+    if args.observe:
+        reader = FactReader(runbook)  # exit 2, naming each, when a secret is missing
+    try:
+        planned = plan_runbook(runbook, reader=reader)
+    finally:
+        if reader is not None:
+            reader.close()
     if args.format == "json":
         print(json.dumps(planned, indent=2))
     else:

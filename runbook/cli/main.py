@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("file")
     pl.add_argument("--targets", help="YAML file replacing the runbook's targets")
     pl.add_argument("--format", choices=["text", "json"], default="text")
+    pl.add_argument("--observe", action="store_true",
+                    help="read facts from the targets (read-only; needs the secrets) so the "
+                         "plan shows what would really change")
 
     for name, helptext in (("run", "execute a runbook, checkpointed"),
                            ("rehearse", "execute against a rehearsal target (the lab by "

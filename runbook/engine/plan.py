@@ -40,8 +40,39 @@ def critical_path(order: list[StepSpec], seconds: dict[str, float]) -> tuple[flo
     return max(best.values(), key=lambda b: b[0], default=(0.0, []))
 
 
-def _plan_step(spec: StepSpec, runbook: Runbook, registry: Registry,
-               item: Any = None) -> tuple[list[dict[str, Any]], float | None, str | None]:
+class FactReader:
+    """For ``plan --observe``: calls each step's ``observe`` (read-only by the step contract)
+    with secrets resolved, so plans show what the targets really hold. Whatever a step
+    writes goes to a temporary directory that is removed afterwards."""
+
+    def __init__(self, runbook: Runbook, environ: dict[str, str] | None = None) -> None:
+        import tempfile
+
+        from runbook.engine.runner import check_secrets
+        from runbook.secret import Redactor, SecretResolver
+
+        self.redactor = Redactor()
+        self.resolver = SecretResolver(self.redactor, Path(runbook.dir), environ)
+        check_secrets(runbook, self.resolver)
+        self.targets = self.resolver.resolve(runbook.targets)
+        self.dir = Path(tempfile.mkdtemp(prefix="runbook-plan-"))
+
+    def facts(self, step: Any, params: Any, spec: StepSpec, item: Any) -> dict[str, Any]:
+        from runbook.context import StepContext
+
+        ctx = StepContext(run_id="(plan)", step_id=spec.id, run_dir=self.dir,
+                          targets=self.targets, item=item, redact=self.redactor.text)
+        return step.observe(ctx, params)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _plan_step(spec: StepSpec, runbook: Runbook, registry: Registry, item: Any = None,
+               reader: FactReader | None = None
+               ) -> tuple[list[dict[str, Any]], float | None, str | None]:
     cls = registry.load(spec.uses)
     context = {"vars": runbook.vars, "targets": runbook.targets,
                "steps": {s.id: {"outputs": _Unknown(s.id), "state": "planned"}
@@ -52,17 +83,28 @@ def _plan_step(spec: StepSpec, runbook: Runbook, registry: Registry,
         context["item"] = item
     try:
         rendered = template.render(spec.with_, context)
-        params = build(cls.Params, rendered)
+        params = build(cls.Params, reader.resolver.resolve(rendered) if reader else rendered)
     except (template.TemplateProblem, ParamError, _NotYet) as exc:
         why = str(exc) if isinstance(exc, _NotYet) else f"parameters known only at run time ({exc})"
         return ([{"description": f"{spec.uses}: {why}", "mutates": None}],
                 spec.estimate, why)
     step = cls()
-    plan = step.plan(params, None)
+    facts = None
+    unread: list[dict[str, Any]] = []
+    if reader is not None:
+        try:
+            facts = reader.facts(step, params, spec, item)
+        except Exception as exc:  # an unreachable target: say so, plan without facts
+            unread = [{"description": "could not read facts: "
+                       + reader.redactor.text(str(exc) or type(exc).__name__), "mutates": None}]
+    plan = step.plan(params, facts)
     estimate = spec.estimate if spec.estimate is not None else step.estimate(params)
-    actions = [a.to_dict() for a in plan.actions]
-    if not actions:
-        actions = [{"description": f"nothing to do: {plan.reason}", "mutates": False}]
+    actions = unread + [a.to_dict() for a in plan.actions]
+    if reader is not None:
+        for a in actions:
+            a["description"] = reader.redactor.text(a["description"])
+    if not plan.actions:
+        actions.append({"description": f"nothing to do: {plan.reason}", "mutates": False})
     return actions, estimate, None
 
 
@@ -84,7 +126,8 @@ class _Unknown(dict):  # type: ignore[type-arg]
         raise _NotYet(f"depends on the outputs of step '{self.step_id}'")
 
 
-def plan_runbook(runbook: Runbook, registry: Registry | None = None) -> dict[str, Any]:
+def plan_runbook(runbook: Runbook, registry: Registry | None = None,
+                 reader: FactReader | None = None) -> dict[str, Any]:
     registry = registry or default_registry()
     order = topological(runbook)
     steps = []
@@ -93,7 +136,7 @@ def plan_runbook(runbook: Runbook, registry: Registry | None = None) -> dict[str
         items: list[Any] = [None]
         if isinstance(spec.for_each, list):
             items = spec.for_each
-        entries = [_plan_step(spec, runbook, registry, item) for item in items]
+        entries = [_plan_step(spec, runbook, registry, item, reader) for item in items]
         actions = [a for entry in entries for a in entry[0]]
         estimate = sum(e[1] or 0 for e in entries) if any(e[1] for e in entries) else None
         if spec.for_each is not None and estimate is not None and spec.max_parallel:

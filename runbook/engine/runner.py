@@ -130,18 +130,7 @@ class Engine:
     # -- public entry points ------------------------------------------------------------
     def preflight(self) -> None:
         """Resolve every secret reference once, before anything runs (exit 2 if missing)."""
-        problems = []
-        located = self.runbook.located
-        for path, text in _references(self.runbook):
-            for match in REFERENCE.finditer(text):
-                try:
-                    self.resolver.lookup(match.group(1), match.group(2))
-                except SecretUnavailable as exc:
-                    if located is None:
-                        raise
-                    problems.append(located.at(path, str(exc)))
-        if problems:
-            raise ValidationFailed(problems)
+        check_secrets(self.runbook, self.resolver)
         self.targets = self.resolver.resolve(self.runbook.targets)
 
     def start(self, options: Options, run_id: str | None = None) -> str:
@@ -573,6 +562,22 @@ def _keyed(exc: StepError, key: str) -> StepError:
 def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "code": getattr(exc, "code", "E999"),
             "message": str(exc) or type(exc).__name__}
+
+
+def check_secrets(runbook: Runbook, resolver: SecretResolver) -> None:
+    """Every ${env:..} / ${file:..} in targets and steps resolves, or ValidationFailed
+    names each one that does not at its FILE:LINE:COL."""
+    problems = []
+    for path, text in _references(runbook):
+        for match in REFERENCE.finditer(text):
+            try:
+                resolver.lookup(match.group(1), match.group(2))
+            except SecretUnavailable as exc:
+                if runbook.located is None:
+                    raise
+                problems.append(runbook.located.at(path, str(exc)))
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def _references(runbook: Runbook) -> list[tuple[tuple[Any, ...], str]]:

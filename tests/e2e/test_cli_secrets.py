@@ -104,3 +104,30 @@ def test_report_shows_a_steps_summary_output(tmp_path: Path) -> None:
     report = run_report(store, "r")
     assert report["steps"][0]["summary"] == "3 disks, 2.1 MB sent, 20 files"
     assert "sync: 3 disks, 2.1 MB sent, 20 files" in text(report)
+
+
+def test_plan_observe_reads_facts_and_still_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "already").write_text("")
+    (tmp_path / "rb.yml").write_text("""
+runbook: observe
+targets: {t: {token: "${env:OBS_TOKEN}"}}
+steps:
+  - id: done-before
+    uses: shell
+    with: {command: [touch, already], creates: already}
+  - id: still-to-do
+    uses: shell
+    with: {command: [touch, fresh], creates: fresh}
+""")
+    offline = cli(tmp_path, "plan", "rb.yml")
+    assert "~ run touch already" in offline.stdout  # without facts it must assume work
+    refused = cli(tmp_path, "plan", "rb.yml", "--observe")
+    assert refused.returncode == 2
+    assert "rb.yml:3:22: environment variable OBS_TOKEN is not set" in refused.stderr
+    before = sorted(p.name for p in tmp_path.iterdir())
+    observed = cli(tmp_path, "plan", "rb.yml", "--observe", env={"OBS_TOKEN": "t0ken-value"})
+    assert observed.returncode == 0, observed.stderr
+    assert "1. done-before (shell) read-only" in observed.stdout
+    assert "= nothing to do: already already exists" in observed.stdout
+    assert "~ run touch fresh" in observed.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
