@@ -25,7 +25,8 @@ from runbook.model import Runbook, StepSpec, Window
 from runbook.window import current_window, next_window
 
 if TYPE_CHECKING:
-    from runbook.engine.runner import Engine, Inflight
+    from runbook.engine.attempt import Inflight
+    from runbook.engine.runner import Engine
 
 DEADLINE_BASES = ("window_start", "window_end", "point_of_no_return")
 #: seconds between countdown notices while waiting for a window

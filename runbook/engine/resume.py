@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from runbook.errors import InterruptedStep, RunbookChanged, RunbookError
 from runbook.loader.validate import parse_runbook
 from runbook.model import Runbook
-from runbook.store.base import RunRow, utcnow
+from runbook.store.base import RunRow
 
 if TYPE_CHECKING:
     from runbook.engine.runner import Engine, Options
@@ -70,7 +70,7 @@ def settle_interrupted(engine: "Engine", options: "Options") -> None:
             continue
         if options.skip_interrupted:
             engine._transition(row, "skip", detail={"reason": "--skip-interrupted"},
-                               finished_at=utcnow())
+                               finished_at=engine.stamp())
             continue
         try:
             prepared = engine.prepare(spec, _item(engine, spec.id, row.key))
@@ -95,7 +95,7 @@ def settle_interrupted(engine: "Engine", options: "Options") -> None:
             if row.state == "cancelled":
                 engine._transition(row, "rerun", detail={"reason": "verify"})
                 engine._transition(row, "start", started_at=row.started_at)
-            engine._transition(row, "recover", finished_at=utcnow(),
+            engine._transition(row, "recover", finished_at=engine.stamp(),
                                info=dict(row.info, recovered=True, changed=True))
         elif verdict is False:
             engine._transition(row, "rerun", detail={"reason": "verify says not done"})

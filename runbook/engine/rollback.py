@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RevertFailed, RunbookError, StepError
 from runbook.model import StepSpec
-from runbook.store.base import StepRow, utcnow
+from runbook.store.base import StepRow
 
 if TYPE_CHECKING:
     from runbook.engine.runner import Engine
@@ -28,18 +28,20 @@ class RollbackOutcome:
 
 
 def candidates(rows: dict[str, StepRow], to: str | None = None) -> list[StepRow]:
-    """Rows whose work exists and may need undoing, newest first."""
+    """Rows whose work exists and may need undoing, newest first.
+
+    Order comes from the store's event sequence, not from timestamps: two steps can
+    finish within the same clock tick, but never at the same point of the event log."""
     done = [r for r in rows.values()
             if not r.info.get("parent")
             and (r.state in ("succeeded", "reverting", "revert_failed")
                  or (r.state in ("failed", "cancelled") and r.record))]
-    done.sort(key=lambda r: (r.finished_at or r.started_at or "", r.seq), reverse=True)
+    done.sort(key=lambda r: r.seq, reverse=True)
     if to is not None:
         anchor = [r for r in rows.values() if r.step_id == to or r.key == to]
         if anchor:
-            cutoff = max((r.finished_at or "") for r in anchor)
-            done = [r for r in done if (r.finished_at or r.started_at or "") > cutoff
-                    and r.step_id != to]
+            cutoff = max(r.seq for r in anchor)
+            done = [r for r in done if r.seq > cutoff and r.step_id != to]
     return done
 
 
@@ -82,7 +84,7 @@ class Rollback:
             outcome.reverted.append(row.key)
         e._run_transition("rolled_back", {"reverted": outcome.reverted,
                                           "not_undone": outcome.not_undone},
-                          finished_at=utcnow())
+                          finished_at=e.stamp())
         e._release_targets()
         e.emit("rollback_finished", reverted=outcome.reverted, not_undone=outcome.not_undone)
         return outcome
@@ -94,7 +96,7 @@ class Rollback:
                 and self.engine.runbook.by_id[r.step_id].point_of_no_return]
         if not done:
             return None
-        return max(done, key=lambda r: (r.finished_at or "", r.seq)).step_id
+        return max(done, key=lambda r: r.seq).step_id
 
     def _not_undoable(self, spec: StepSpec, row: StepRow) -> str | None:
         if spec.rollback.mode == "none":
@@ -155,7 +157,7 @@ class Rollback:
                                                      "code": getattr(exc, "code", "E999"),
                                                      "message": message})
             e._run_transition("rollback_fail", {"step": row.key, "message": message},
-                              finished_at=utcnow())
+                              finished_at=e.stamp())
             e.emit("step_revert_failed", key=row.key, message=message)
             raise RevertFailed(
                 f"revert of step '{row.key}' ({spec.uses}) failed: {message}. A human must "
@@ -163,5 +165,5 @@ class Rollback:
             ) from (exc if isinstance(exc, StepError) else None)
         seconds = time.monotonic() - started
         e._transition(row, "reverted", info=dict(row.info, revert_seconds=seconds,
-                                                 reverted_at=utcnow()))
+                                                 reverted_at=e.stamp()))
         e.emit("step_reverted", key=row.key, seconds=seconds)

@@ -16,16 +16,24 @@ import queue
 import secrets as _random
 import signal
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock, RealClock
 from runbook.context import StepContext
+from runbook.engine.attempt import (
+    Inflight,
+    check_timeouts,
+    error_data,
+    next_deadline,
+    settle,
+    work,
+)
 from runbook.engine.frontier import DONE, Frontier
 from runbook.engine.machine import TERMINAL_RUN, run_next, step_next
 from runbook.engine.render import Prepared, item_key, prepare, template_context
@@ -33,10 +41,8 @@ from runbook.errors import (
     Interrupted,
     RunbookError,
     SecretUnavailable,
-    StepCancelled,
     StepError,
     StepFailed,
-    StepTimedOut,
     Stopped,
     ValidationFailed,
     WindowClosed,
@@ -45,8 +51,7 @@ from runbook.loader import template
 from runbook.model import Runbook, StepSpec
 from runbook.registry import Registry, default_registry
 from runbook.secret import REFERENCE, Redactor, SecretResolver
-from runbook.step import Plan, Result
-from runbook.store.base import RunRow, StepRow, Store, holder_alive, process_holder, utcnow
+from runbook.store.base import RunRow, StepRow, Store, holder_alive, process_holder
 from runbook.window import current_window, next_window
 
 log = logging.getLogger("runbook.engine")
@@ -63,18 +68,6 @@ class RunFailed(RunbookError):
         #: the point of no return the rollback stopped at, if it did
         self.kept: str | None = None
         super().__init__(message)
-
-
-@dataclass
-class Inflight:
-    key: str
-    spec: StepSpec
-    cancel: threading.Event
-    started: float
-    deadline: float | None
-    timed_out: bool = False
-    abandoned: bool = False
-    partial: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,7 +134,7 @@ class Engine:
         self.store.create_run(RunRow(
             run_id=self.run_id, runbook=self.runbook.name,
             path=os.path.abspath(self.runbook.path), digest=self.runbook.digest,
-            text=self.runbook.text, kind=options.kind, state="created", created_at=utcnow(),
+            text=self.runbook.text, kind=options.kind, state="created", created_at=self.stamp(),
             meta={"windows": [[w.start.isoformat(), w.end.isoformat(), w.rollback_reserve]
                               for w in self.runbook.windows],
                   "force": options.force_reason,
@@ -171,6 +164,11 @@ class Engine:
                 self._executor = None
 
     # -- helpers ------------------------------------------------------------------------
+    def stamp(self) -> str:
+        """Now, for stored timestamps: from the engine's clock, so a test's fake clock
+        drives reports and history exactly as real time does."""
+        return self.clock.now().astimezone(UTC).isoformat(timespec="microseconds")
+
     def _pool(self) -> ThreadPoolExecutor:
         # Workers are reused (a thread per step costs ~1 ms); spare workers cover steps
         # that were abandoned after ignoring their timeout.
@@ -266,7 +264,7 @@ class Engine:
         if run.state in ("rolling_back", "rollback_failed"):
             raise StepFailed("this run is being rolled back; continue with: "
                              f"runbook rollback {self.run_id}")
-        self._run_transition("start", started_at=run.started_at or utcnow())
+        self._run_transition("start", started_at=run.started_at or self.stamp())
         self.emit("run_started", run_id=self.run_id)
         running: dict[str, Inflight] = {}
         failure: tuple[str, str] | None = None
@@ -291,7 +289,7 @@ class Engine:
                     raise stopped or Interrupted(
                         f"stopped by the operator; resume with: runbook resume {self.run_id}")
                 if self._frontier.all_done:
-                    self._run_transition("succeed", finished_at=utcnow())
+                    self._run_transition("succeed", finished_at=self.stamp())
                     self._release_targets()
                     self.emit("run_succeeded", run_id=self.run_id)
                     return "succeeded"
@@ -309,16 +307,16 @@ class Engine:
                         self._cancel_all(running)
                     elif action == "pause" and stopped is None:
                         stopped = WindowClosed(message)
-            timeout = self._next_deadline(running)
+            timeout = next_deadline(self, running)
             try:
                 kind, key, payload = self._messages.get(timeout=timeout)
             except queue.Empty:
-                self._check_timeouts(running)
+                check_timeouts(self, running)
                 continue
             inflight = running.pop(key, None)
             if inflight is None or inflight.abandoned:
                 continue
-            outcome = self._settle(inflight, kind, payload)
+            outcome = settle(self, inflight, kind, payload)
             if outcome == "failed" and failure is None:
                 error = self._rows[key].error
                 failure = (key, error["message"] if error else "failed")
@@ -357,7 +355,7 @@ class Engine:
                         raise _keyed(StepFailed(f"step '{spec.id}': {exc}"), spec.id) from None
                     if not go:
                         self._transition(row, "skip", detail={"reason": "when is false"},
-                                         finished_at=utcnow())
+                                         finished_at=self.stamp())
                         self.emit("step_skipped", key=spec.id)
                         continue
                 self._gate(spec)
@@ -392,7 +390,7 @@ class Engine:
             if not isinstance(items, list):
                 raise _keyed(StepFailed(f"step '{spec.id}': for_each gave {type(items).__name__},"
                                         " not a list"), spec.id)
-            self._transition(parent, "start", started_at=utcnow(),
+            self._transition(parent, "start", started_at=self.stamp(),
                              info={"items": items, "parent": True})
         items = parent.info.get("items", [])
         limit = spec.max_parallel or len(items) or 1
@@ -414,7 +412,7 @@ class Engine:
             items = parent.info.get("items", [])
             rows = [self._rows.get(item_key(spec.id, i)) for i in range(len(items))]
             if all(r is not None and r.state in DONE for r in rows):
-                self._transition(parent, "succeed", finished_at=utcnow(),
+                self._transition(parent, "succeed", finished_at=self.stamp(),
                                  outputs={"items": [r.outputs for r in rows if r]})
 
     def _launch(self, key: str, spec: StepSpec, row: StepRow, running: dict[str, Inflight],
@@ -423,123 +421,22 @@ class Engine:
         try:
             prepared = self.prepare(spec, item)
         except RunbookError as exc:
-            self._transition(row, "start", started_at=utcnow(), attempt=1)
-            self._transition(row, "fail", finished_at=utcnow(),
-                             error=_error(exc))
+            self._transition(row, "start", started_at=self.stamp(), attempt=1)
+            self._transition(row, "fail", finished_at=self.stamp(),
+                             error=error_data(exc))
             self.emit("step_failed", key=key, message=str(exc))
             raise _keyed(StepFailed(str(exc)), key) from None
-        self._transition(row, "start", started_at=utcnow(), attempt=row.attempt + 1)
+        self._transition(row, "start", started_at=self.stamp(), attempt=row.attempt + 1)
         now = self.clock.monotonic()
         inflight = Inflight(key, spec, cancel, now,
                             now + spec.timeout if spec.timeout is not None else None)
         running[key] = inflight
         self.emit("step_started", key=key, uses=spec.uses)
-        self._pool().submit(self._work, inflight, prepared, item)
-
-    def _work(self, inflight: Inflight, prepared: Prepared, item: Any) -> None:
-        spec = inflight.spec
-        step, params = prepared.step, prepared.params
-        attempts = spec.retries.attempts
-        for attempt in range(1, attempts + 1):
-            ctx = self.context(inflight.key, spec, inflight.cancel, item, attempt)
-            try:
-                facts = step.observe(ctx, params)
-                plan = step.plan(params, facts)
-                result = step.apply(ctx, params, plan)
-                if not plan.empty and step.verify(ctx, params, result) is False:
-                    raise StepFailed(f"step '{inflight.key}': verify found the work "
-                                     "not done after apply")
-                self._messages.put(("done", inflight.key, (result, plan, attempt)))
-                return
-            except Stopped as exc:
-                self._messages.put(("paused", inflight.key, exc))
-                return
-            except StepCancelled as exc:
-                self._messages.put(("cancelled", inflight.key, (exc, attempt)))
-                return
-            except Exception as exc:  # step code may raise anything; it becomes data
-                if not isinstance(exc, StepError):
-                    log.debug("step %s raised\n%s", inflight.key, traceback.format_exc())
-                if attempt < attempts and not inflight.cancel.is_set():
-                    pause = spec.retries.pause(attempt)
-                    self.store.add_event(self.run_id, inflight.key, "retry", self.redactor.data(
-                        {"attempt": attempt, "error": str(exc), "pause": pause}))
-                    self.emit("step_retry", key=inflight.key, attempt=attempt,
-                              message=str(exc), pause=pause)
-                    if not self.clock.sleep(pause, inflight.cancel):
-                        self._messages.put(("cancelled", inflight.key, (
-                            StepCancelled(f"step '{inflight.key}' stopped while waiting "
-                                          "to retry"), attempt)))
-                        return
-                    continue
-                self._messages.put(("failed", inflight.key, (exc, attempt)))
-                return
-
-    def _settle(self, inflight: Inflight, kind: str, payload: Any) -> str:
-        row = self._rows[inflight.key]
-        now = utcnow()
-        elapsed = self.clock.monotonic() - inflight.started
-        if kind == "done":
-            result, plan, attempt = payload
-            assert isinstance(result, Result) and isinstance(plan, Plan)
-            info = dict(row.info, changed=result.changed and not plan.empty,
-                        plan=plan.to_dict(), attempts=attempt, seconds=elapsed)
-            self._transition(row, "succeed", finished_at=now, outputs=result.outputs,
-                             record=result.record or row.record, info=info)
-            self.emit("step_succeeded", key=inflight.key, seconds=elapsed,
-                      changed=info["changed"])
-            return "succeeded"
-        if kind == "paused":
-            self._transition(row, "pause", detail={"reason": str(payload)})
-            self.emit("step_paused", key=inflight.key, message=str(payload))
-            return "paused"
-        exc, attempt = payload
-        if kind == "cancelled" and inflight.timed_out:
-            exc = StepTimedOut(f"step '{inflight.key}' ran past its timeout of "
-                               f"{inflight.spec.timeout:.0f}s and was stopped")
-            kind = "failed"
-        record = getattr(exc, "record", None) or row.record
-        trigger = "fail" if kind == "failed" else "cancel"
-        self._transition(row, trigger, finished_at=now, error=_error(exc), record=record,
-                         info=dict(row.info, attempts=attempt, seconds=elapsed))
-        self.emit("step_failed" if trigger == "fail" else "step_cancelled", key=inflight.key,
-                  message=self.redactor.text(str(exc)), seconds=elapsed)
-        return "failed" if trigger == "fail" else "cancelled"
+        self._pool().submit(work, self, inflight, prepared, item)
 
     def _cancel_all(self, running: dict[str, Inflight]) -> None:
         for inflight in running.values():
             inflight.cancel.set()
-
-    def _next_deadline(self, running: dict[str, Inflight]) -> float:
-        wait = 0.5
-        now = self.clock.monotonic()
-        for inflight in running.values():
-            if inflight.deadline is not None:
-                target = inflight.deadline + (self.grace if inflight.timed_out else 0)
-                wait = min(wait, max(0.01, target - now))
-        return wait
-
-    def _check_timeouts(self, running: dict[str, Inflight]) -> None:
-        now = self.clock.monotonic()
-        for key, inflight in list(running.items()):
-            if inflight.deadline is None or now < inflight.deadline:
-                continue
-            if not inflight.timed_out:
-                inflight.timed_out = True
-                inflight.cancel.set()
-                self.emit("step_timeout", key=key, timeout=inflight.spec.timeout)
-            elif now >= inflight.deadline + self.grace:
-                # the step ignores cancellation; stop waiting for it and record why
-                inflight.abandoned = True
-                running.pop(key)
-                self._messages.put(("failed", key, (StepTimedOut(
-                    f"step '{key}' ran past its timeout of {inflight.spec.timeout:.0f}s and did "
-                    f"not stop within {self.grace:.0f}s; it was abandoned: "
-                    "check what it was doing"),
-                    1)))
-                # re-queue under a fresh record so _drive settles it
-                running[key] = Inflight(key, inflight.spec, inflight.cancel, inflight.started,
-                                        None, timed_out=False)
 
     def _fail(self, key: str, message: str) -> str:
         from runbook.engine.rollback import Rollback
@@ -550,7 +447,7 @@ class Engine:
             failed = RunFailed(self.run_id, key, message, rolled_back=True)
             failed.kept = outcome.stopped_at
             raise failed
-        self._run_transition("fail", {"step": key, "message": message}, finished_at=utcnow())
+        self._run_transition("fail", {"step": key, "message": message}, finished_at=self.stamp())
         raise RunFailed(self.run_id, key, message, rolled_back=None)
 
 
@@ -559,9 +456,6 @@ def _keyed(exc: StepError, key: str) -> StepError:
     return exc
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "code": getattr(exc, "code", "E999"),
-            "message": str(exc) or type(exc).__name__}
 
 
 def check_secrets(runbook: Runbook, resolver: SecretResolver) -> None:
