@@ -19,7 +19,7 @@ from runbook.errors import (
 )
 from runbook.params import TargetRef, param
 from runbook.process import Completed
-from runbook.secret import Secret, reveal
+from runbook.secret import Secret, reveal, reveal_text
 from runbook.step import Action, NoParams, Plan, Result, Step
 
 __all__ = [
@@ -45,4 +45,5 @@ __all__ = [
     "param",
     "parse_duration",
     "reveal",
+    "reveal_text",
 ]

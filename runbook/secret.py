@@ -143,6 +143,11 @@ class SecretResolver:
         return value
 
 
+def reveal_text(value: Any) -> str | None:
+    """A configured value as the text a client needs: a Secret revealed, None kept."""
+    return None if value is None else str(reveal(value))
+
+
 def reveal(value: Any) -> Any:
     """Plaintext copy of data holding Secrets, for handing to a client library."""
     if isinstance(value, Secret):

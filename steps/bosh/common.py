@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runbook.api import Duration, Secret, StepContext, StepFailed, TargetRef, param
+from runbook.api import Duration, Secret, StepContext, StepFailed, TargetRef, param, reveal_text
 from steps.bosh.client import BoshCli, BoshSettings
 
 
@@ -27,7 +27,8 @@ def settings(ctx: StepContext, target: str, params: BoshParams) -> BoshSettings:
     profile = ctx.target(target).get("bosh")
     if not isinstance(profile, dict):
         raise StepFailed(f"target '{target}' has no 'bosh' settings; add "
-                         "bosh: {environment: ..., client: ..., client_secret: ..., deployment: ...}")
+                         "bosh: {environment: ..., client: ..., client_secret: ..., "
+                         "deployment: ...}")
     environment = _plain(profile.get("environment"))
     deployment = params.deployment or _plain(profile.get("deployment"))
     if not environment:
@@ -57,7 +58,5 @@ def deployment_name(params: BoshParams) -> str:
 
 def _plain(value: Any) -> str:
     # A CA certificate given by ${file:..} arrives as a Secret; it is not secret, but the
-    # CLI needs its text.
-    if isinstance(value, Secret):
-        return value.reveal()
-    return "" if value is None else str(value)
+    # CLI needs its text. A missing setting is the empty string the CLI ignores.
+    return reveal_text(value) or ""

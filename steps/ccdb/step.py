@@ -21,6 +21,7 @@ from runbook.api import (
     StepFailed,
     TargetRef,
     param,
+    reveal_text,
 )
 
 if TYPE_CHECKING:
@@ -172,13 +173,14 @@ class RewriteHosts(Step[RewriteHostsParams]):
             section = profile.get("database_encryption") or {}
             keys = dict(section.get("keys") or {})
             current = section.get("current_key_label")
-        keyring = KeyRing(None if default_key is None else _plain(default_key),
-                          {str(k): _plain(v) for k, v in keys.items()},
+        keyring = KeyRing(None if default_key is None else str(reveal_text(default_key)),
+                          {str(k): str(reveal_text(v)) for k, v in keys.items()},
                           None if current is None else str(current))
         if params.batch_size < 1:
             raise StepFailed("batch_size must be at least 1")
         config: rewrite_module.Config = rw.Config(
-            dsn=_plain(dsn), work=Work(keyring, dict(params.hosts), params.rekey_to_label),
+            dsn=str(reveal_text(dsn)),
+            work=Work(keyring, dict(params.hosts), params.rekey_to_label),
             batch_size=params.batch_size, tables=list(params.tables), workers=params.workers,
             run_key=_run_key(ctx))
         return config
@@ -187,11 +189,6 @@ class RewriteHosts(Step[RewriteHostsParams]):
 def _run_key(ctx: StepContext) -> str:
     """The before-image key: one per run and step, so a retry resumes its own record."""
     return f"{ctx.run_id}/{ctx.step_id}"
-
-
-def _plain(value: Any) -> str:
-    """A configuration value as text; secrets are revealed only to go into the client."""
-    return value.reveal() if isinstance(value, Secret) else str(value)
 
 
 def _rewrite() -> Any:

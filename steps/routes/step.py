@@ -22,7 +22,7 @@ from runbook.api import (
     StepFailed,
     TargetRef,
     param,
-    reveal,
+    reveal_text,
 )
 
 
@@ -30,11 +30,6 @@ def _secs(seconds: float) -> str:
     if seconds >= 120 and seconds % 60 == 0:
         return f"{int(seconds // 60)}m"
     return f"{seconds:g}s"
-
-
-def _plain(value: Any) -> str | None:
-    """A configured value handed to a client (the only place a Secret is revealed)."""
-    return None if value is None else str(reveal(value))
 
 
 def _shown(value: Any) -> str:
@@ -226,12 +221,12 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
 
         if not s.routers:
             return []
-        client = HttpRouterClient(_plain(s.router_user), _plain(s.router_password),
+        client = HttpRouterClient(reveal_text(s.router_user), reveal_text(s.router_password),
                                   float(params.timeout))
         parts = []
         for url in s.routers:
             try:
-                parts.append((_shown(url), client.fetch(_plain(url) or "")))
+                parts.append((_shown(url), client.fetch(reveal_text(url) or "")))
             except RouterUnavailable as exc:
                 raise StepFailed(f"{exc} (nothing was saved)") from None
         return parts
@@ -239,8 +234,8 @@ class SnapshotRoutes(Step[SnapshotRoutesParams]):
     def _capture_nats(self, ctx: StepContext, s: _Sources, params: SnapshotRoutesParams) -> Any:
         from steps.routes.nats_client import NatsRouteSource, NatsSettings, NatsUnavailable
 
-        settings = NatsSettings([_plain(u) or "" for u in s.nats], _plain(s.nats_user),
-                                _plain(s.nats_password), _plain(s.nats_token),
+        settings = NatsSettings([reveal_text(u) or "" for u in s.nats], reveal_text(s.nats_user),
+                                reveal_text(s.nats_password), reveal_text(s.nats_token),
                                 float(params.timeout))
         try:
             return NatsRouteSource(settings).capture(
