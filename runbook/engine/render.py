@@ -31,7 +31,7 @@ class _StepsView(Mapping[str, Any]):
             return {"outputs": row.outputs if row else {}, "state": state}
         items = sorted((r for r in self._rows.values()
                         if r.step_id == step_id and r.key != step_id),
-                       key=lambda r: _item_index(r.key))
+                       key=lambda r: item_index(r.key))
         return {"outputs": [r.outputs for r in items], "state": state}
 
     def __iter__(self) -> Iterator[str]:
@@ -54,8 +54,17 @@ def template_context(runbook: Runbook, rows: dict[str, StepRow], run_id: str,
     return ctx
 
 
-def _item_index(key: str) -> int:
-    return int(key.rsplit("[", 1)[1].rstrip("]"))
+def item_index(key: str) -> int:
+    """The position of a for_each item from its key (``id[3]`` -> 3); -1 for a plain step."""
+    return int(key.rsplit("[", 1)[1].rstrip("]")) if key.endswith("]") else -1
+
+
+def item_of(rows: dict[str, StepRow], step_id: str, key: str) -> Any:
+    """The for_each item a row ran with, from its parent's stored item list (or None)."""
+    index = item_index(key)
+    parent = rows.get(step_id)
+    items = parent.info.get("items", []) if parent else []
+    return items[index] if 0 <= index < len(items) else None
 
 
 def item_key(step_id: str, index: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from runbook.engine.render import item_of
 from runbook.errors import InterruptedStep, RunbookChanged, RunbookError
 from runbook.loader.validate import parse_runbook
 from runbook.model import Runbook
@@ -73,7 +74,7 @@ def settle_interrupted(engine: "Engine", options: "Options") -> None:
                                finished_at=engine.stamp())
             continue
         try:
-            prepared = engine.prepare(spec, _item(engine, spec.id, row.key))
+            prepared = engine.prepare(spec, item_of(engine._rows, spec.id, row.key))
         except RunbookError:
             prepared = None
         idempotent = spec.idempotent if spec.idempotent is not None else (
@@ -85,7 +86,7 @@ def settle_interrupted(engine: "Engine", options: "Options") -> None:
         verdict = None
         if prepared is not None:
             ctx = engine.context(row.key, spec, threading.Event(),
-                                 _item(engine, spec.id, row.key))
+                                 item_of(engine._rows, spec.id, row.key))
             try:
                 verdict = prepared.step.verify(ctx, prepared.params, None)
             except Exception as exc:  # verify could not run: let the operator decide
@@ -108,12 +109,3 @@ def settle_interrupted(engine: "Engine", options: "Options") -> None:
             f"they finished. Check by hand, then either: runbook resume {engine.run_id} "
             f"--rerun-interrupted (run them again) or runbook resume {engine.run_id} "
             "--skip-interrupted (treat them as done)")
-
-
-def _item(engine: "Engine", step_id: str, key: str) -> Any:
-    if "[" not in key:
-        return None
-    parent = engine._rows.get(step_id)
-    items = parent.info.get("items", []) if parent else []
-    index = int(key.rsplit("[", 1)[1].rstrip("]"))
-    return items[index] if index < len(items) else None

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runbook.engine.render import item_of
 from runbook.errors import RevertFailed, RunbookError, StepError
 from runbook.model import StepSpec
 from runbook.store.base import StepRow
@@ -118,12 +119,7 @@ class Rollback:
         return None
 
     def _item(self, spec: StepSpec, row: StepRow) -> Any:
-        if spec.for_each is None:
-            return None
-        parent = self.engine._rows.get(spec.id)
-        items = parent.info.get("items", []) if parent else []
-        index = int(row.key.rsplit("[", 1)[1].rstrip("]"))
-        return items[index] if index < len(items) else None
+        return item_of(self.engine._rows, spec.id, row.key)
 
     def _revert(self, spec: StepSpec, row: StepRow) -> None:
         e = self.engine

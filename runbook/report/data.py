@@ -10,6 +10,7 @@ from typing import Any
 
 from runbook.engine.forecast import waves
 from runbook.engine.plan import critical_path, topological
+from runbook.engine.render import item_index
 from runbook.errors import RunbookError
 from runbook.loader.validate import parse_runbook
 from runbook.model import Runbook, StepSpec
@@ -50,7 +51,7 @@ def run_report(store: Store, run_id: str, registry: Registry | None = None) -> d
     steps = [_step(row, specs.get(row.step_id), ev.steps.get(row.key, StepEvents()), rows,
                    runbook)
              for row in sorted(rows.values(),
-                               key=lambda r: (order.get(r.step_id, 1 << 30), _item_no(r.key)))]
+                               key=lambda r: (order.get(r.step_id, 1 << 30), item_index(r.key)))]
     downtime = _downtime(steps, ev)
     windows = windows_of(run.meta)
     ponr = next((s for s in steps if s["point_of_no_return"] and s["started_at"]
@@ -78,10 +79,6 @@ def run_report(store: Store, run_id: str, registry: Registry | None = None) -> d
         "steps": steps,
         "rollback": _rollback(steps, ev),
     }
-
-
-def _item_no(key: str) -> int:
-    return int(key.rsplit("[", 1)[1].rstrip("]")) if key.endswith("]") else -1
 
 
 def _planned(spec: StepSpec | None, row: StepRow, runbook: Runbook | None) -> float | None:
