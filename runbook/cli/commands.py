@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runbook.duration import format_duration
 from runbook.errors import InputError, Problem, UnknownRun, ValidationFailed
 
@@ -34,18 +32,19 @@ def _run_root(args: argparse.Namespace) -> Path:
 
 
 def _targets_file(path: str | None) -> dict[str, Any] | None:
+    """A rehearsal environment's targets (``--targets``), read like a runbook is."""
     if path is None:
         return None
+    from runbook.loader.yamlpos import load
+
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as exc:
         raise ValidationFailed(
             [Problem(path, 1, 1, f"cannot read the file: {exc.strerror}")]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ValidationFailed([Problem(path, (mark.line + 1) if mark else 1,
-                                        (mark.column + 1) if mark else 1,
-                                        f"malformed YAML: {exc.problem}")]) from None
+    data, _, problems = load(text, path)
+    if problems:
+        raise ValidationFailed(problems)
     if isinstance(data, dict) and "targets" in data:
         data = data["targets"]
     if not isinstance(data, dict):

@@ -131,3 +131,16 @@ steps:
     assert "= nothing to do: already already exists" in observed.stdout
     assert "~ run touch fresh" in observed.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_targets_file_is_checked_like_a_runbook(tmp_path: Path) -> None:
+    (tmp_path / "rb.yml").write_text("runbook: t\nsteps:\n  - id: a\n    uses: wait\n"
+                                     "    with: {duration: 0s}\n")
+    (tmp_path / "staging.yml").write_text("targets:\n  src: {a: 1}\n  src: {a: 2}\n")
+    dup = cli(tmp_path, "plan", "rb.yml", "--targets", "staging.yml")
+    assert dup.returncode == 2
+    assert "staging.yml:3:3: duplicate key 'src' (the first one is on line 2)" in dup.stderr
+    (tmp_path / "staging.yml").write_text("- not a mapping\n")
+    bad = cli(tmp_path, "plan", "rb.yml", "--targets", "staging.yml")
+    assert bad.returncode == 2
+    assert "staging.yml:1:1: a targets file must be a mapping of target names" in bad.stderr
