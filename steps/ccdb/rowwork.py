@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from steps.ccdb import crypto
 from steps.ccdb.hostmap import HostMap, describe
@@ -34,8 +34,9 @@ class Work:
     rekey_label: str | None = None
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One value to write (a tuple: it crosses the process boundary once per row)."""
+
     row_id: int
     column: str
     old: str
