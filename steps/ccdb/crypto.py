@@ -38,6 +38,12 @@ try:
 except ImportError:  # pragma: no cover - other interpreters
     from hashlib import md5 as _md5
 
+try:
+    # Optional compiled multi-buffer derivation (steps/ccdb/_kdf.c): one row per SIMD lane.
+    from steps.ccdb import _kdf
+except ImportError:  # no compiler at install time: the pure-Python path below
+    _kdf = None  # type: ignore[assignment]
+
 LEGACY_SALT_LENGTH = 8
 LEGACY_ROUNDS = 2048
 DEFAULT_ITERATIONS = 2048
@@ -81,6 +87,46 @@ def derive(password: str, salt: str, iterations: int) -> tuple[bytes, bytes]:
         raise DecryptionFailed(f"salt of {len(salt_bytes)} bytes cannot be a 16-byte IV")
     kdf = PBKDF2HMAC(algorithm=SHA256(), length=BLOCK, salt=salt_bytes, iterations=iterations)
     return kdf.derive(secret), salt_bytes
+
+
+def accelerator() -> str:
+    """How batches of keys are derived here, for reports: the SIMD kernel or Python."""
+    if _kdf is None:
+        return "one row at a time (hashlib/OpenSSL; the compiled _kdf module is not built)"
+    return f"multi-buffer {_kdf.ISA}, {_kdf.LANES} rows at once"
+
+
+def derive_many(password: str, salts: list[str],
+                iterations: int) -> dict[str, tuple[bytes, bytes]]:
+    """:func:`derive` for many salts under one password: salt -> (key, IV).
+
+    With the compiled module, legacy and PBKDF2 salts are each derived in SIMD batches;
+    a salt that cannot be a key (a PBKDF2 salt that is not 16 bytes) is left out, so the
+    caller's per-row :func:`derive` reports it for that row alone.
+    """
+    unique = list(dict.fromkeys(salts))
+    if _kdf is None:
+        found: dict[str, tuple[bytes, bytes]] = {}
+        for salt in unique:
+            try:
+                found[salt] = derive(password, salt, iterations)
+            except DecryptionFailed:
+                pass
+        return found
+    secret = password.encode("utf-8")
+    legacy = [s for s in unique if is_legacy_salt(s) and len(s.encode("utf-8")) == 8]
+    modern = [s for s in unique if not is_legacy_salt(s) and len(s.encode("utf-8")) == BLOCK]
+    found = {}
+    if legacy:
+        out = _kdf.evp_md5(secret, [s.encode("utf-8") for s in legacy], LEGACY_ROUNDS)
+        for i, salt in enumerate(legacy):
+            found[salt] = (out[32 * i:32 * i + 16], out[32 * i + 16:32 * i + 32])
+    if modern:
+        encoded = [s.encode("utf-8") for s in modern]
+        out = _kdf.pbkdf2_sha256(secret, encoded, iterations, BLOCK)
+        for i, salt in enumerate(modern):
+            found[salt] = (out[BLOCK * i:BLOCK * (i + 1)], encoded[i])
+    return found
 
 
 def lenient_b64decode(text: str) -> bytes:

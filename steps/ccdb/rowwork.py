@@ -70,16 +70,43 @@ class Worker:
 
     def run(self, spec: TableSpec, rows: list[Row]) -> Outcome:
         out = Outcome(rows=len(rows), last_id=int(rows[-1][0]) if rows else 0)
+        keys = self._derive_batch(spec, rows)
         for row in rows:
-            self._row(spec, row, out)
+            self._row(spec, row, out, keys)
         return out
 
-    def _row(self, spec: TableSpec, row: Row, out: Outcome) -> None:
+    def _derive_batch(self, spec: TableSpec,
+                      rows: list[Row]) -> dict[tuple[str, str, int], tuple[bytes, bytes]]:
+        """Every key the batch will need, derived together (SIMD lanes when compiled)."""
+        wanted: dict[tuple[str, int], list[str]] = {}
+        rekey = self.work.rekey_label if spec.has_label else None
+        for row in rows:
+            label, iterations = row[1], row[2]
+            labels = [label] if rekey is None or rekey == label else [label, rekey]
+            for position in range(3, 3 + 2 * len(spec.encrypted), 2):
+                value, salt = row[position], row[position + 1]
+                if not value or not salt:
+                    continue
+                rounds = (crypto.LEGACY_ROUNDS if crypto.is_legacy_salt(salt)
+                          else int(iterations or crypto.DEFAULT_ITERATIONS))
+                for which in labels:
+                    try:
+                        password = self.work.keyring.key_for(which)
+                    except crypto.DecryptionFailed:
+                        continue  # reported for the row by _row
+                    wanted.setdefault((password, rounds), []).append(salt)
+        keys: dict[tuple[str, str, int], tuple[bytes, bytes]] = {}
+        for (password, rounds), salts in wanted.items():
+            for salt, pair in crypto.derive_many(password, salts, rounds).items():
+                keys[(password, salt, rounds)] = pair
+        return keys
+
+    def _row(self, spec: TableSpec, row: Row, out: Outcome,
+             keys: dict[tuple[str, str, int], tuple[bytes, bytes]]) -> None:
         row_id, label, iterations = int(row[0]), row[1], row[2]
         rekey = self.work.rekey_label
         new_label = rekey if rekey is not None and spec.has_label else label
         pending: list[Change] = []
-        keys: dict[tuple[str, str, int], tuple[bytes, bytes]] = {}  # derive once per row
         position = 3
         for enc in spec.encrypted:
             value, salt = row[position], row[position + 1]

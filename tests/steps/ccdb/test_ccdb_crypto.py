@@ -119,3 +119,26 @@ def test_ruby_refuses_empty_input_too(ruby: RubyCall) -> None:
     [answer] = ruby([{"op": "encrypt", "input": "", "key": "k", "salt": "0123456789abcdef",
                       "iterations": 2048}])
     assert "data must not be empty" in answer["error"]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_derive_many_matches_derive_row_by_row(compiled: bool, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    if compiled and crypto._kdf is None:
+        pytest.skip("the compiled _kdf module is not built (tests/steps/ccdb/"
+                    "test_ccdb_kdf_accel.py fails for that in CI)")
+    if not compiled:
+        monkeypatch.setattr(crypto, "_kdf", None)
+    rng = random.Random(7)
+    legacy = [f"{rng.getrandbits(32):08x}" for _ in range(37)]
+    modern = [f"{rng.getrandbits(64):016x}" for _ in range(21)]
+    bad = ["short", "x" * 17, "ü" * 8]  # a PBKDF2 salt that is not 16 bytes; a non-ASCII 8-char
+    salts = legacy + modern + bad + legacy[:5]  # duplicates too
+    for password in ["cc-db-key", "", "ünïcødé"]:
+        for iterations in (2048, 3):
+            found = crypto.derive_many(password, salts, iterations)
+            assert set(found) <= set(salts)
+            assert set(legacy + modern) <= set(found)
+            assert "short" not in found and "x" * 17 not in found
+            for salt, pair in found.items():
+                assert pair == crypto.derive(password, salt, iterations), salt
