@@ -89,6 +89,11 @@ def derive(password: str, salt: str, iterations: int) -> tuple[bytes, bytes]:
     return kdf.derive(secret), salt_bytes
 
 
+def compiled() -> bool:
+    """Whether the compiled multi-buffer derivation module is in use."""
+    return _kdf is not None
+
+
 def accelerator() -> str:
     """How batches of keys are derived here, for reports: the SIMD kernel or Python."""
     if _kdf is None:

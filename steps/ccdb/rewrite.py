@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from steps.ccdb import crypto
 from steps.ccdb import database as db
 from steps.ccdb.hostmap import HostMap
 from steps.ccdb.rowwork import Outcome, Processor, Work, Worker, default_workers
@@ -166,7 +167,10 @@ def apply(config: Config, checkpoint: Callable[[dict[str, Any]], None],
                   "database": db.where(config.dsn), "changed": {}}
         checkpoint(record)
         done = Scan()
-        with Processor(config.work, _workers(config, reader, discovered)) as processor:
+        workers = _workers(config, reader, discovered)
+        log.info("rewriting with %d process(es); key derivation: %s", workers,
+                 crypto.accelerator())
+        with Processor(config.work, workers) as processor:
             for spec in discovered.tables:
                 for outcome in processor.map(spec, db.stream(reader, spec, config.batch_size)):
                     if outcome.errors:
