@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from runbook.api import Action, Plan, Result, Step, StepContext
 from runbook.clock import RealClock
@@ -65,7 +66,7 @@ def sqlite_commit(n: int = 2000) -> float:
 
 def runbook_steps(n: int, uses: str, with_: str = "{}", chain: bool = False) -> float:
     """Seconds per step for a runbook of ``n`` steps, durable SQLite checkpoints."""
-    lines = [f"runbook: bench\nmax_parallel: 1\nsteps:"]
+    lines = ["runbook: bench\nmax_parallel: 1\nsteps:"]
     for i in range(n):
         needs = f"\n    needs: [s{i - 1}]" if chain and i else ""
         lines.append(f"  - id: s{i}\n    uses: {uses}\n    with: {with_}{needs}")
