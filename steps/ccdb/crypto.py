@@ -44,6 +44,8 @@ try:
 except ImportError:  # no compiler at install time: the pure-Python path below
     _kdf = None  # type: ignore[assignment]
 
+#: below this many salts a SIMD pass (padded to whole lanes) costs more than hashlib calls
+COMPILED_FROM = 8
 LEGACY_SALT_LENGTH = 8
 LEGACY_ROUNDS = 2048
 DEFAULT_ITERATIONS = 2048
@@ -98,7 +100,7 @@ def accelerator() -> str:
     """How batches of keys are derived here, for reports: the SIMD kernel or Python."""
     if _kdf is None:
         return "one row at a time (hashlib/OpenSSL; the compiled _kdf module is not built)"
-    return f"multi-buffer {_kdf.ISA}, {_kdf.LANES} rows at once"
+    return f"multi-buffer SIMD ({_kdf.ISA}, {_kdf.LANES} lanes per register)"
 
 
 def derive_many(password: str, salts: list[str],
@@ -110,7 +112,7 @@ def derive_many(password: str, salts: list[str],
     caller's per-row :func:`derive` reports it for that row alone.
     """
     unique = list(dict.fromkeys(salts))
-    if _kdf is None:
+    if _kdf is None or len(unique) < COMPILED_FROM:
         found: dict[str, tuple[bytes, bytes]] = {}
         for salt in unique:
             try:
