@@ -145,32 +145,36 @@ def scan(config: Config,
 
 def apply(config: Config, checkpoint: Callable[[dict[str, Any]], None],
           on_batch: Callable[[], None], log: logging.Logger) -> dict[str, Any]:
-    """Rewrite in batches, each batch one transaction with its before-image."""
+    """Rewrite in batches, each batch one transaction with its before-image.
+
+    The worker processes start first, so they import while the keys are tried on a sample
+    of rows and the table digests are taken.
+    """
     reader, discovered = _open(config)
     writer: Any = None
     try:
         writer = db.connect(config.dsn)
         _check(config, discovered)
-        preflight = Scan()
-        probe = Worker(config.work)
-        for spec in discovered.tables:
-            if spec.encrypted:
-                preflight.add(spec, probe.run(spec, db.sample(reader, spec)))
-        reader.commit()
-        if preflight.errors:
-            raise RewriteError(preflight.error_sentence())
-        db.ensure_before_image(writer)
-        for spec in discovered.tables:
-            db.save_digest(writer, config.run_key, spec.name,
-                           db.digest(writer, spec, config.run_key))
-        record = {"before_image_table": db.BEFORE_IMAGE, "run_key": config.run_key,
-                  "database": db.where(config.dsn), "changed": {}}
-        checkpoint(record)
-        done = Scan()
         workers = _workers(config, reader, discovered)
-        log.info("rewriting with %d process(es); key derivation: %s", workers,
-                 crypto.accelerator())
         with Processor(config.work, workers) as processor:
+            preflight = Scan()
+            probe = Worker(config.work)
+            for spec in discovered.tables:
+                if spec.encrypted:
+                    preflight.add(spec, probe.run(spec, db.sample(reader, spec)))
+            reader.commit()
+            if preflight.errors:
+                raise RewriteError(preflight.error_sentence())
+            db.ensure_before_image(writer)
+            for spec in discovered.tables:
+                db.save_digest(writer, config.run_key, spec.name,
+                               db.digest(writer, spec, config.run_key))
+            record = {"before_image_table": db.BEFORE_IMAGE, "run_key": config.run_key,
+                      "database": db.where(config.dsn), "changed": {}}
+            checkpoint(record)
+            log.info("rewriting with %d process(es); key derivation: %s", workers,
+                     crypto.accelerator())
+            done = Scan()
             for spec in discovered.tables:
                 for outcome in processor.map(spec, db.stream(reader, spec, config.batch_size)):
                     if outcome.errors:
