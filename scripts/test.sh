@@ -13,7 +13,12 @@ DEBIAN_PACKAGES=(
   nginx haproxy                    # gateway.switch
   ruby                             # independent check of the CC encryptor byte format
   chromium                         # renders the HTML report in a test
+  gcc                              # builds the ccdb key-derivation accelerator (steps/ccdb/_kdf.c)
 )
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  DEBIAN_PACKAGES+=(python3-dev)   # Python.h, for the same extension
+fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # Installing server packages must not start their system services.
@@ -39,7 +44,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   done
 fi
 
-PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
