@@ -15,6 +15,11 @@
  *
  * The results are byte-exact: the tests compare every kernel with hashlib and with the
  * pure-Python path in crypto.py, which is what runs when this module is not built.
+ *
+ * With the keys derived, the remaining cost of a row is the AES-128-CBC of its value, a few
+ * blocks: through the cryptography package most of it is the per-call wrapper objects. So
+ * this module also does raw AES-128-CBC with AES-NI (x86 only), compared byte for byte with
+ * cryptography by the tests; crypto.py keeps cryptography as the fallback.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -575,12 +580,151 @@ pbkdf2_sha256_rows(const kernel_set *k, const uint8_t *password, size_t password
 }
 
 /* ---------------------------------------------------------------------------------------
+ * AES-128-CBC (FIPS-197, SP 800-38A) with AES-NI, for the values themselves: one call per
+ * row, so what counts is the fixed cost of a call rather than throughput. Raw CBC only;
+ * PKCS#7 padding stays in crypto.py. x86 only: elsewhere HAS_AES is False and crypto.py
+ * uses the cryptography package.
+ *
+ * aesenc/aesdec do one full round (ShiftRows, SubBytes, MixColumns, AddRoundKey, or their
+ * inverses), aesenclast/aesdeclast the last round without (Inv)MixColumns.
+ */
+
+#ifdef KDF_X86
+#include <wmmintrin.h>
+
+#define AES_TARGET __attribute__((target("aes,sse2")))
+#define AES128_ROUNDS 10
+
+/* Decryption interleaves this many independent blocks (CBC decryption is parallel; the
+   aesdec latency is several cycles, and recent CPUs issue one or two per cycle). */
+#define AES_DECRYPT_WAYS 8
+
+/* Round key i of the expansion (FIPS-197 5.2) from round key i - 1 and the result of
+   aeskeygenassist on it. Word 3 of that result is SubWord(RotWord(w3)) ^ Rcon; each new
+   word is it xored with all previous-key words up to the same position, i.e. a prefix XOR
+   over the four words, done here in two shifted xors. */
+AES_TARGET static inline __m128i
+aes128_next_round_key(__m128i previous, __m128i assist)
+{
+    __m128i t = _mm_shuffle_epi32(assist, 0xff); /* word 3 in every word */
+    previous = _mm_xor_si128(previous, _mm_slli_si128(previous, 4));
+    previous = _mm_xor_si128(previous, _mm_slli_si128(previous, 8));
+    return _mm_xor_si128(previous, t);
+}
+
+/* The round constant is an instruction immediate, hence a macro. */
+#define AES128_EXPAND(rk, i, rcon)                \
+    ((rk)[i] = aes128_next_round_key((rk)[(i) - 1], \
+                                     _mm_aeskeygenassist_si128((rk)[(i) - 1], rcon)))
+
+AES_TARGET static void
+aes128_encrypt_schedule(const uint8_t key[16], __m128i rk[AES128_ROUNDS + 1])
+{
+    rk[0] = _mm_loadu_si128((const __m128i *)key);
+    AES128_EXPAND(rk, 1, 0x01);
+    AES128_EXPAND(rk, 2, 0x02);
+    AES128_EXPAND(rk, 3, 0x04);
+    AES128_EXPAND(rk, 4, 0x08);
+    AES128_EXPAND(rk, 5, 0x10);
+    AES128_EXPAND(rk, 6, 0x20);
+    AES128_EXPAND(rk, 7, 0x40);
+    AES128_EXPAND(rk, 8, 0x80);
+    AES128_EXPAND(rk, 9, 0x1b);
+    AES128_EXPAND(rk, 10, 0x36);
+}
+
+/* Round keys of the equivalent inverse cipher (FIPS-197 5.3.5), the form aesdec expects:
+   the encryption keys in reverse order, InvMixColumns applied to all but the first and
+   last. */
+AES_TARGET static void
+aes128_decrypt_schedule(const uint8_t key[16], __m128i dk[AES128_ROUNDS + 1])
+{
+    __m128i ek[AES128_ROUNDS + 1];
+    aes128_encrypt_schedule(key, ek);
+    dk[0] = ek[AES128_ROUNDS];
+    for (int r = 1; r < AES128_ROUNDS; r++)
+        dk[r] = _mm_aesimc_si128(ek[AES128_ROUNDS - r]);
+    dk[AES128_ROUNDS] = ek[0];
+}
+
+/* C_i = E(P_i ^ C_(i-1)), C_0 = IV: strictly sequential. */
+AES_TARGET static void
+aes128_cbc_encrypt_blocks(const uint8_t key[16], const uint8_t iv[16], const uint8_t *in,
+                          uint8_t *out, size_t blocks)
+{
+    __m128i rk[AES128_ROUNDS + 1];
+    aes128_encrypt_schedule(key, rk);
+    __m128i chain = _mm_loadu_si128((const __m128i *)iv);
+    for (size_t b = 0; b < blocks; b++) {
+        /* the plaintext's whitening does not wait for the previous block */
+        __m128i x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(in + 16 * b)), rk[0]);
+        x = _mm_xor_si128(x, chain);
+        for (int r = 1; r < AES128_ROUNDS; r++)
+            x = _mm_aesenc_si128(x, rk[r]);
+        chain = _mm_aesenclast_si128(x, rk[AES128_ROUNDS]);
+        _mm_storeu_si128((__m128i *)(out + 16 * b), chain);
+    }
+}
+
+/* P_i = D(C_i) ^ C_(i-1), C_0 = IV: the block decryptions are independent, so they run
+   AES_DECRYPT_WAYS at a time. out must not overlap in. */
+AES_TARGET static void
+aes128_cbc_decrypt_blocks(const uint8_t key[16], const uint8_t iv[16], const uint8_t *in,
+                          uint8_t *out, size_t blocks)
+{
+    __m128i dk[AES128_ROUNDS + 1];
+    aes128_decrypt_schedule(key, dk);
+    __m128i previous = _mm_loadu_si128((const __m128i *)iv);
+    size_t b = 0;
+    for (; b + AES_DECRYPT_WAYS <= blocks; b += AES_DECRYPT_WAYS) {
+        __m128i c[AES_DECRYPT_WAYS], x[AES_DECRYPT_WAYS];
+        KDF_UNROLL_FULL for (int j = 0; j < AES_DECRYPT_WAYS; j++) {
+            c[j] = _mm_loadu_si128((const __m128i *)(in + 16 * (b + j)));
+            x[j] = _mm_xor_si128(c[j], dk[0]);
+        }
+        KDF_UNROLL_FULL for (int r = 1; r < AES128_ROUNDS; r++) {
+            KDF_UNROLL_FULL for (int j = 0; j < AES_DECRYPT_WAYS; j++)
+                x[j] = _mm_aesdec_si128(x[j], dk[r]);
+        }
+        KDF_UNROLL_FULL for (int j = 0; j < AES_DECRYPT_WAYS; j++) {
+            x[j] = _mm_aesdeclast_si128(x[j], dk[AES128_ROUNDS]);
+            x[j] = _mm_xor_si128(x[j], j == 0 ? previous : c[j - 1]);
+            _mm_storeu_si128((__m128i *)(out + 16 * (b + j)), x[j]);
+        }
+        previous = c[AES_DECRYPT_WAYS - 1];
+    }
+    for (; b < blocks; b++) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(in + 16 * b));
+        __m128i x = _mm_xor_si128(c, dk[0]);
+        for (int r = 1; r < AES128_ROUNDS; r++)
+            x = _mm_aesdec_si128(x, dk[r]);
+        x = _mm_xor_si128(_mm_aesdeclast_si128(x, dk[AES128_ROUNDS]), previous);
+        _mm_storeu_si128((__m128i *)(out + 16 * b), x);
+        previous = c;
+    }
+}
+
+static int
+aes_usable(void)
+{
+    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse2");
+}
+#else
+static int
+aes_usable(void)
+{
+    return 0;
+}
+#endif /* KDF_X86 */
+
+/* ---------------------------------------------------------------------------------------
  * Python interface.
  */
 
 typedef struct {
     const kernel_set *chosen;
     const kernel_set *usable[N_KERNELS]; /* NULL-terminated when fewer */
+    int has_aes;                         /* AES-NI usable: the module's HAS_AES */
 } module_state;
 
 /* The kernel set named by the isa= keyword, or the one chosen at import. */
@@ -780,11 +924,118 @@ done:
     return result;
 }
 
+/* AES arguments are short values: above this size the GIL is released during the work. */
+#define AES_RELEASE_GIL_FROM (64 * 1024)
+
+typedef void aes_cbc_blocks(const uint8_t key[16], const uint8_t iv[16], const uint8_t *in,
+                            uint8_t *out, size_t blocks);
+
+#ifdef KDF_X86
+#define AES_KERNEL(f) (f)
+#else
+#define AES_KERNEL(f) NULL
+#endif
+
+/* The shared body of aes128_cbc_decrypt/encrypt(key, iv, data): positional arguments only,
+   through the fast call protocol (the argument parsing would otherwise cost more than the
+   AES work on a short value). */
+static PyObject *
+aes128_cbc(PyObject *module, const char *name, aes_cbc_blocks *run, PyObject *const *args,
+           Py_ssize_t nargs)
+{
+    static const char *const arg_names[3] = {"key", "iv", "data"};
+    module_state *st = PyModule_GetState(module);
+    Py_buffer views[3];
+    int held = 0;
+    PyObject *result = NULL;
+
+    if (!st->has_aes || run == NULL) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: AES-NI is not available on this CPU (HAS_AES is False)", name);
+        return NULL;
+    }
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s() takes exactly 3 arguments (%zd given)", name, nargs);
+        return NULL;
+    }
+    for (; held < 3; held++) {
+        if (!PyObject_CheckBuffer(args[held])) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() argument '%s' must be a bytes-like object, not %.100s", name,
+                         arg_names[held], Py_TYPE(args[held])->tp_name);
+            goto done;
+        }
+        if (PyObject_GetBuffer(args[held], &views[held], PyBUF_SIMPLE) < 0)
+            goto done;
+    }
+    if (views[0].len != 16 || views[1].len != 16) {
+        int which = views[0].len != 16 ? 0 : 1;
+        PyErr_Format(PyExc_ValueError, "%s: %s must be 16 bytes, not %zd", name,
+                     arg_names[which], views[which].len);
+        goto done;
+    }
+    if (views[2].len == 0 || views[2].len % 16 != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: data must be a positive multiple of 16 bytes (whole AES blocks), not %zd",
+                     name, views[2].len);
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, views[2].len);
+    if (result == NULL)
+        goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    size_t blocks = (size_t)views[2].len / 16;
+    if (views[2].len >= AES_RELEASE_GIL_FROM) {
+        Py_BEGIN_ALLOW_THREADS
+        run(views[0].buf, views[1].buf, views[2].buf, out, blocks);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        run(views[0].buf, views[1].buf, views[2].buf, out, blocks);
+    }
+
+done:
+    while (held > 0)
+        PyBuffer_Release(&views[--held]);
+    return result;
+}
+
+PyDoc_STRVAR(aes128_cbc_decrypt_doc,
+"aes128_cbc_decrypt(key, iv, data, /) -> bytes\n"
+"\n"
+"AES-128-CBC decryption with AES-NI, without padding handling: key and iv are 16 bytes,\n"
+"data a positive multiple of 16 bytes (ValueError otherwise). RuntimeError when HAS_AES is\n"
+"False.");
+
+static PyObject *
+kdf_aes128_cbc_decrypt(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return aes128_cbc(module, "aes128_cbc_decrypt", AES_KERNEL(aes128_cbc_decrypt_blocks), args,
+                      nargs);
+}
+
+PyDoc_STRVAR(aes128_cbc_encrypt_doc,
+"aes128_cbc_encrypt(key, iv, data, /) -> bytes\n"
+"\n"
+"AES-128-CBC encryption with AES-NI, without padding: key and iv are 16 bytes, data a\n"
+"positive multiple of 16 bytes (ValueError otherwise). RuntimeError when HAS_AES is False.");
+
+static PyObject *
+kdf_aes128_cbc_encrypt(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return aes128_cbc(module, "aes128_cbc_encrypt", AES_KERNEL(aes128_cbc_encrypt_blocks), args,
+                      nargs);
+}
+
 static PyMethodDef kdf_methods[] = {
     {"evp_md5", (PyCFunction)(void (*)(void))kdf_evp_md5, METH_VARARGS | METH_KEYWORDS,
      evp_md5_doc},
     {"pbkdf2_sha256", (PyCFunction)(void (*)(void))kdf_pbkdf2_sha256,
      METH_VARARGS | METH_KEYWORDS, pbkdf2_sha256_doc},
+    {"aes128_cbc_decrypt", (PyCFunction)(void (*)(void))kdf_aes128_cbc_decrypt, METH_FASTCALL,
+     aes128_cbc_decrypt_doc},
+    {"aes128_cbc_encrypt", (PyCFunction)(void (*)(void))kdf_aes128_cbc_encrypt, METH_FASTCALL,
+     aes128_cbc_encrypt_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -802,6 +1053,7 @@ kdf_exec(PyObject *module)
         if (kernel_usable(&KERNELS[i]))
             st->usable[n++] = &KERNELS[i];
     st->chosen = st->usable[0]; /* "generic" is always usable */
+    st->has_aes = aes_usable();
 
     PyObject *names = PyTuple_New((Py_ssize_t)n);
     if (names == NULL)
@@ -825,7 +1077,8 @@ kdf_exec(PyObject *module)
     failed = PyModule_AddObjectRef(module, "_ROWS_PER_PASS", rows) < 0;
     Py_DECREF(rows);
     if (failed || PyModule_AddIntConstant(module, "LANES", st->chosen->register_lanes) < 0 ||
-        PyModule_AddStringConstant(module, "ISA", st->chosen->name) < 0)
+        PyModule_AddStringConstant(module, "ISA", st->chosen->name) < 0 ||
+        PyModule_AddObjectRef(module, "HAS_AES", st->has_aes ? Py_True : Py_False) < 0)
         return -1;
     return 0;
 }
@@ -842,12 +1095,16 @@ static PyModuleDef_Slot kdf_slots[] = {
 };
 
 PyDoc_STRVAR(kdf_doc,
-"Multi-buffer key derivation for Cloud Controller rows: many salts at once, one per SIMD lane.\n"
+"Multi-buffer key derivation for Cloud Controller rows: many salts at once, one per SIMD lane;\n"
+"and AES-128-CBC for their values.\n"
 "\n"
 "ISA is the instruction set chosen at import, LANES the 32-bit lanes of its vector registers.\n"
 "A pass of a kernel may span several registers: _ROWS_PER_PASS gives the rows each function\n"
 "derives together (batches are padded up to a multiple). _ISAS lists every instruction set\n"
-"this CPU can run, best first; the isa= keyword of both functions forces one of them.");
+"this CPU can run, best first; the isa= keyword of evp_md5 and pbkdf2_sha256 forces one.\n"
+"\n"
+"aes128_cbc_decrypt/aes128_cbc_encrypt do raw AES-128-CBC (no padding) with AES-NI for the\n"
+"values themselves; HAS_AES tells whether this CPU has it (elsewhere they raise RuntimeError).");
 
 static struct PyModuleDef kdf_module = {
     PyModuleDef_HEAD_INIT,

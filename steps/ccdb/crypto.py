@@ -156,8 +156,12 @@ def decrypt_with(ciphertext_b64: str, key: bytes, iv: bytes) -> bytes:
     raw = lenient_b64decode(ciphertext_b64)
     if not raw or len(raw) % BLOCK:
         raise DecryptionFailed("ciphertext length is not a whole number of AES blocks")
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    padded = decryptor.update(raw) + decryptor.finalize()
+    if _kdf is not None and _kdf.HAS_AES and len(key) == BLOCK and len(iv) == BLOCK:
+        # AES-NI in the compiled module: no per-call Cipher/algorithms/modes objects
+        padded = _kdf.aes128_cbc_decrypt(key, iv, raw)
+    else:
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+        padded = decryptor.update(raw) + decryptor.finalize()
     # PKCS#7, checked as OpenSSL's EVP_DecryptFinal does (no padding oracle here: the
     # ciphertexts are our own database's)
     pad = padded[-1]
@@ -172,8 +176,13 @@ def encrypt_with(plaintext: bytes, key: bytes, iv: bytes) -> str:
         raise ValueError("Cloud Controller cannot store an encrypted empty value")
     pad = BLOCK - len(plaintext) % BLOCK
     padded = plaintext + bytes((pad,)) * pad
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    return base64.b64encode(encryptor.update(padded) + encryptor.finalize()).decode("ascii")
+    if _kdf is not None and _kdf.HAS_AES and len(key) == BLOCK and len(iv) == BLOCK:
+        # AES-NI in the compiled module: no per-call Cipher/algorithms/modes objects
+        raw = _kdf.aes128_cbc_encrypt(key, iv, padded)
+    else:
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        raw = encryptor.update(padded) + encryptor.finalize()
+    return base64.b64encode(raw).decode("ascii")
 
 
 def encrypt(plaintext: str, password: str, salt: str, iterations: int = DEFAULT_ITERATIONS) -> str:
