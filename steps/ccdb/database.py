@@ -188,42 +188,77 @@ def saved_digests(conn: psycopg.Connection[Any], run_key: str) -> dict[str, tupl
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+_BI_COLUMNS = ("run_key", "table_name", "row_id", "column_name", "old_value", "new_value",
+               "salt", "old_label", "new_label", "label_changed", "iterations")
+
+
 def write_batch(conn: psycopg.Connection[Any], run_key: str, spec: TableSpec,
                 changes: list[Change]) -> None:
     """One transaction: save the before-image, then update only rows still holding the
-    value that was read (CC is stopped; anything else means someone else writes)."""
+    value that was read (CC is stopped; anything else means someone else writes).
+
+    The before-image is copied straight into its table. Only if one of the values was
+    already rewritten once by this run (someone put an old host back since) does the
+    batch go through a staging table instead, keeping the first, original before-image.
+    """
     if not changes:
         return
-    conn.commit()  # so the block below is a real transaction, not a savepoint
-    with conn.transaction():
-        conn.execute(sql.SQL("""CREATE TEMP TABLE IF NOT EXISTS {} (
-            row_id integer, column_name text, old_value text, new_value text, salt text,
-            old_label varchar(255), new_label varchar(255), label_changed boolean,
-            iterations integer) ON COMMIT DELETE ROWS""").format(sql.Identifier(_STAGE)))
-        with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(_STAGE))) as cp:
-            for c in changes:
-                cp.write_row((c.row_id, c.column, c.old, c.new, c.salt, c.old_label, c.new_label,
-                              c.label_changed, c.iterations))
-        conn.execute(sql.SQL("INSERT INTO {bi} (run_key, table_name, row_id, column_name, "
-                             "old_value, new_value, salt, old_label, new_label, label_changed, "
-                             "iterations) SELECT %s, %s, s.* FROM {s} s ON CONFLICT DO NOTHING")
-                     .format(bi=sql.Identifier(BEFORE_IMAGE), s=sql.Identifier(_STAGE)),
-                     (run_key, spec.name))
-        for column in sorted({c.column for c in changes}):
-            expected = sum(1 for c in changes if c.column == column)
-            col = sql.Identifier(column)
-            cur = conn.execute(sql.SQL(
-                "UPDATE {t} SET {c} = s.new_value FROM {s} s WHERE s.column_name = %s "
-                "AND {t}.id = s.row_id AND {t}.{c} IS NOT DISTINCT FROM s.old_value").format(
-                t=sql.Identifier(spec.name), c=col, s=sql.Identifier(_STAGE)), (column,))
-            if cur.rowcount != expected:
-                raise CcdbError(f"{spec.name}.{column}: {expected - cur.rowcount} row(s) changed "
-                                "while the rewrite ran; stop Cloud Controller and retry")
-        if spec.has_label and any(c.label_changed for c in changes):
-            conn.execute(sql.SQL(
-                "UPDATE {t} SET encryption_key_label = s.new_label FROM (SELECT DISTINCT row_id, "
-                "new_label FROM {s} WHERE label_changed) s WHERE {t}.id = s.row_id").format(
-                t=sql.Identifier(spec.name), s=sql.Identifier(_STAGE)))
+    conn.commit()  # so the blocks below are real transactions, not savepoints
+    try:
+        with conn.transaction():
+            with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(BEFORE_IMAGE),
+                    sql.SQL(", ").join(map(sql.Identifier, _BI_COLUMNS)))) as cp:
+                for c in changes:
+                    cp.write_row((run_key, spec.name, c.row_id, c.column, c.old, c.new, c.salt,
+                                  c.old_label, c.new_label, c.label_changed, c.iterations))
+            source = sql.SQL("(SELECT * FROM {} WHERE run_key = {} AND table_name = {} AND "
+                             "row_id = ANY({}))").format(
+                sql.Identifier(BEFORE_IMAGE), sql.Literal(run_key), sql.Literal(spec.name),
+                sql.Literal(sorted({c.row_id for c in changes})))
+            _update(conn, spec, changes, source)
+    except psycopg.errors.UniqueViolation:
+        with conn.transaction():
+            _write_staged(conn, run_key, spec, changes)
+
+
+def _write_staged(conn: psycopg.Connection[Any], run_key: str, spec: TableSpec,
+                  changes: list[Change]) -> None:
+    conn.execute(sql.SQL("""CREATE TEMP TABLE IF NOT EXISTS {} (
+        row_id integer, column_name text, old_value text, new_value text, salt text,
+        old_label varchar(255), new_label varchar(255), label_changed boolean,
+        iterations integer) ON COMMIT DELETE ROWS""").format(sql.Identifier(_STAGE)))
+    with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(_STAGE))) as cp:
+        for c in changes:
+            cp.write_row((c.row_id, c.column, c.old, c.new, c.salt, c.old_label, c.new_label,
+                          c.label_changed, c.iterations))
+    conn.execute(sql.SQL("INSERT INTO {bi} ({columns}) SELECT %s, %s, s.* FROM {s} s "
+                         "ON CONFLICT DO NOTHING").format(
+        bi=sql.Identifier(BEFORE_IMAGE), columns=sql.SQL(", ").join(map(sql.Identifier,
+                                                                        _BI_COLUMNS)),
+        s=sql.Identifier(_STAGE)), (run_key, spec.name))
+    _update(conn, spec, changes, sql.Identifier(_STAGE))
+
+
+def _update(conn: psycopg.Connection[Any], spec: TableSpec, changes: list[Change],
+            source: sql.Composable) -> None:
+    """Write the new values (and labels) from ``source``, a relation with the before-image
+    columns, where the row still holds the value that was read."""
+    for column in sorted({c.column for c in changes}):
+        expected = sum(1 for c in changes if c.column == column)
+        col = sql.Identifier(column)
+        cur = conn.execute(sql.SQL(
+            "UPDATE {t} SET {c} = s.new_value FROM {s} s WHERE s.column_name = %s "
+            "AND {t}.id = s.row_id AND {t}.{c} IS NOT DISTINCT FROM s.old_value").format(
+            t=sql.Identifier(spec.name), c=col, s=source), (column,))
+        if cur.rowcount != expected:
+            raise CcdbError(f"{spec.name}.{column}: {expected - cur.rowcount} row(s) changed "
+                            "while the rewrite ran; stop Cloud Controller and retry")
+    if spec.has_label and any(c.label_changed for c in changes):
+        conn.execute(sql.SQL(
+            "UPDATE {t} SET encryption_key_label = s.new_label FROM (SELECT DISTINCT row_id, "
+            "new_label FROM {s} x WHERE label_changed) s WHERE {t}.id = s.row_id").format(
+            t=sql.Identifier(spec.name), s=source))
 
 
 def touched_mismatch(conn: psycopg.Connection[Any], run_key: str, spec: TableSpec) -> int:

@@ -374,3 +374,27 @@ def test_interrupted_apply_resumes_and_reverts_to_the_original(postgres_dsn: str
     assert h.step.verify(h.ctx, params, result) is True
     h.step.revert(h.ctx, params, h.ctx.checkpoints[0])  # type: ignore[attr-defined]
     assert snapshot(postgres_dsn) == before
+
+
+def test_an_old_host_put_back_later_keeps_the_first_before_image(postgres_dsn: str,
+                                                                 tmp_path: Path) -> None:
+    seed(postgres_dsn, era="current", apps=3, hosts=["10.0.0.5"], keys=SEED_KEYS)
+    before = snapshot(postgres_dsn)
+    h = Harness(tmp_path, postgres_dsn)
+    h.run()
+    with psycopg.connect(postgres_dsn) as conn:
+        original = conn.execute("SELECT b.old_value FROM runbook_ccdb_before_image b WHERE "
+                                "b.table_name = 'service_brokers' AND b.column_name = "
+                                "'broker_url' ORDER BY b.row_id LIMIT 1").fetchone()
+        assert original is not None and "10.0.0.5" in original[0]
+        conn.execute("UPDATE service_brokers SET broker_url = %s WHERE id = "
+                     "(SELECT min(id) FROM service_brokers)", original)
+    again = h.run()  # the same run rewrites that value a second time
+    assert again.outputs["changed"] == 1
+    with psycopg.connect(postgres_dsn) as conn:
+        kept = conn.execute("SELECT count(*) FROM runbook_ccdb_before_image WHERE "
+                            "table_name = 'service_brokers' AND old_value = %s",
+                            original).fetchone()
+    assert kept == (1,)  # one entry, still holding the value from before the run
+    h.step.revert(h.ctx, h.params(), again.record)
+    assert snapshot(postgres_dsn) == before
