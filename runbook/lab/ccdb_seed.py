@@ -376,13 +376,16 @@ def seed(dsn: str, *, era: Era = "current", apps: int = 10,
          hosts: Sequence[str] = ("10.0.0.5",), keys: SeedKeys = SeedKeys(),
          kdf: Kdf = "pbkdf2", iterations: int = 2048, mime: bool = False,
          workers: int = 1, seed_value: int = 0, create: bool = True,
-         tables: Iterable[str] | None = None) -> dict[str, int]:
+         tables: Iterable[str] | None = None,
+         asg_networks: Sequence[str] = ()) -> dict[str, int]:
     """Create (``create=True``) and fill a CCDB; returns rows written per table.
 
     Each app gets an app row, a service instance, a binding and (current era) a service
     key, all pointing at ``hosts[i % len(hosts)]``; every 10th binding has an NFS volume
     mount; every 50th app a broker; two environment variable groups. ``tables`` limits
-    which tables are filled (the schema is always complete).
+    which tables are filled (the schema is always complete). ``asg_networks`` adds an
+    application security group per network (egress to it, to the first host, and Cloud
+    Foundry's usual public-networks ranges).
     """
     import psycopg
 
@@ -448,7 +451,18 @@ def seed(dsn: str, *, era: Era = "current", apps: int = 10,
     with psycopg.connect(dsn) as conn:
         if create:
             create_schema(conn, era)
-        return b.write(conn)
+        counts = b.write(conn)
+        if asg_networks and want("security_groups"):
+            for i, network in enumerate(asg_networks):
+                rules = [{"protocol": "tcp", "destination": network, "ports": "5432,3306"},
+                         {"protocol": "tcp", "destination": hosts[0], "ports": "2049"},
+                         {"protocol": "all", "destination": "0.0.0.0-9.255.255.255"},
+                         {"protocol": "all", "destination": "11.0.0.0-169.253.255.255"}]
+                conn.execute("INSERT INTO security_groups (guid, name, rules, running_default) "
+                             "VALUES (%s, %s, %s, true)",
+                             (f"asg-{i}", f"services-{i}", oj_dump(rules)))
+            counts["security_groups"] = len(asg_networks)
+        return counts
 
 
 class CcdbLab:

@@ -29,6 +29,8 @@ NEW_DOMAIN = "a9sapp.eu"  # the parallel stack's own domain until the move
 # Service nodes the apps' credentials point at, old -> new (runbook var ccdb_hosts).
 SERVICE_HOSTS = {"10.0.16.30": "10.1.16.30", "10.0.16.31": "10.1.16.31",
                  "10.0.16.32": "10.1.16.32", "10.0.16.33": "10.1.16.33"}
+# Their networks, old -> new: security group destinations move (runbook var service_networks).
+SERVICE_NETWORKS = {"10.0.16.0/24": "10.1.16.0/24"}
 # The new stack's BOSH PowerDNS answers (runbook var new_stack_dns).
 NEW_STACK_DNS = {"api": "10.1.16.50", "uaa": "10.1.16.51", "login": "10.1.16.51"}
 NEW_WILDCARD = "10.1.16.60"

@@ -124,7 +124,8 @@ def _databases(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, str]:
                     keys={"k2025": secrets.token_hex(16)}, labels=(None, "k2025"))
     # One worker: a few hundred apps encrypt in about a second, less than a process pool
     # takes to spawn.
-    seed(ccdb, apps=F.APPS, hosts=list(F.SERVICE_HOSTS), keys=keys, kdf="mixed", workers=1)
+    seed(ccdb, apps=F.APPS, hosts=list(F.SERVICE_HOSTS), keys=keys, kdf="mixed", workers=1,
+         asg_networks=list(F.SERVICE_NETWORKS))
     powerdns.create_schema(pdns)
     powerdns.seed_domain(pdns, F.NEW_DOMAIN, ns_address=F.NEW_NS,
                          addresses=F.NEW_STACK_DNS, wildcard=F.NEW_WILDCARD, ttl=300)

@@ -132,7 +132,8 @@ class HostMap:
         new = self.sub(text)
         return new, ([Change(None, text, new)] if new != text else [])
 
-    def rewrite_json(self, text: str) -> tuple[str, list[Change]]:
+    def rewrite_json(self, text: str, skip_key: str | None = None) -> tuple[str, list[Change]]:
+        """Rewrite inside every string literal; values of ``skip_key`` are left alone."""
         if "\\u" not in text and self._anywhere.search(text) is None:
             return text, []  # no old host even without token boundaries, none behind \u
         out: list[str] = []
@@ -143,7 +144,8 @@ class HostMap:
             literal = match.group(0)
             decoded = json.loads(literal) if "\\" in literal else literal[1:-1]
             is_key = _KEY_END.match(text, match.end()) is not None
-            new = self.sub(decoded)
+            skip = skip_key is not None and not is_key and last_key == skip_key
+            new = decoded if skip else self.sub(decoded)
             out.append(text[position:match.start()])
             position = match.end()
             if new != decoded:

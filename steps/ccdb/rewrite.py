@@ -15,6 +15,7 @@ from typing import Any
 from steps.ccdb import crypto
 from steps.ccdb import database as db
 from steps.ccdb.hostmap import HostMap
+from steps.ccdb.netmap import NetworkMap
 from steps.ccdb.rowwork import Outcome, Processor, Work, Worker, default_workers
 from steps.ccdb.schema import Discovered, TableSpec
 
@@ -46,6 +47,7 @@ class Scan:
     relabel: dict[str, int] = field(default_factory=dict)          # table -> rows relabelled
     examples: dict[str, list[str]] = field(default_factory=dict)   # table.column -> lines
     errors: dict[tuple[str, str, str | None], list[int]] = field(default_factory=dict)
+    unresolved: dict[str, list[str]] = field(default_factory=dict)  # table.column -> lines
 
     def add(self, spec: TableSpec, outcome: Outcome) -> None:
         name = spec.name
@@ -65,6 +67,8 @@ class Scan:
             shown.extend(outcome.examples.get(column, [])[: 3 - len(shown)])
         for column, row_id, label, _reason in outcome.errors:
             self.errors.setdefault((name, column, label), []).append(row_id)
+        for column, row_id, part in outcome.unresolved:
+            self.unresolved.setdefault(f"{name}.{column}", []).append(f"#{row_id} {part}")
 
     def error_sentence(self) -> str:
         parts = []
@@ -88,7 +92,8 @@ class Scan:
             tables.append({"table": spec.name, "rows": self.rows.get(spec.name, 0),
                            "relabel": self.relabel.get(spec.name, 0), "columns": columns})
         return {"database": where, "era": discovered.era, "tables": tables,
-                "undecryptable": self.error_sentence() if self.errors else ""}
+                "undecryptable": self.error_sentence() if self.errors else "",
+                "unresolved_destinations": {k: v[:10] for k, v in self.unresolved.items()}}
 
 
 def _open(config: Config) -> tuple[Any, Discovered]:
@@ -108,6 +113,7 @@ def _open(config: Config) -> tuple[Any, Discovered]:
 
 def _check(config: Config, discovered: Discovered) -> None:
     HostMap(config.work.hosts)  # raises HostMapError with a sentence
+    NetworkMap(config.work.networks, config.work.hosts)
     label = config.work.rekey_label
     if label is not None and label not in config.work.keyring.keys:
         known = ", ".join(sorted(config.work.keyring.keys)) or "none"

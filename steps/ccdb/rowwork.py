@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Self
 
 from steps.ccdb import crypto
 from steps.ccdb.hostmap import HostMap, describe
+from steps.ccdb.netmap import NetworkMap
 from steps.ccdb.schema import TableSpec
 
 #: a row as selected: (id, label, iterations, value, salt, ..., plain, ...)
@@ -32,6 +33,8 @@ class Work:
     keyring: crypto.KeyRing
     hosts: dict[str, str]
     rekey_label: str | None = None
+    #: old -> new CIDRs for security group destinations
+    networks: dict[str, str] = field(default_factory=dict)
 
 
 class Change(NamedTuple):
@@ -61,12 +64,16 @@ class Outcome:
     examples: dict[str, list[str]] = field(default_factory=dict)
     #: (column, row id, label, reason) for values that do not decrypt
     errors: list[tuple[str, int, str | None, str]] = field(default_factory=list)
+    #: (column, row id, destination) for security group destinations left alone because
+    #: they only partly overlap an old network
+    unresolved: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 class Worker:
     def __init__(self, work: Work) -> None:
         self.work = work
         self.hosts = HostMap(work.hosts)
+        self.networks = NetworkMap(work.networks, work.hosts)
 
     def run(self, spec: TableSpec, rows: list[Row]) -> Outcome:
         out = Outcome(rows=len(rows), last_id=int(rows[-1][0]) if rows else 0)
@@ -126,7 +133,12 @@ class Worker:
             position += 1
             if value is None:
                 continue
-            new, changes = self.hosts.rewrite(value)
+            if column in spec.asg:
+                new, moved = self.networks.rewrite_rules(value, self.hosts)
+                changes = moved.changes
+                out.unresolved.extend((column, row_id, part) for part in moved.unresolved)
+            else:
+                new, changes = self.hosts.rewrite(value)
             if new != value:
                 pending.append(Change(row_id, column, value, new, None, None, None, None))
                 self._note(out, column, row_id, changes)

@@ -33,6 +33,8 @@ class TableSpec:
     plain: tuple[str, ...] = ()
     has_label: bool = True
     has_iterations: bool = True
+    #: plaintext columns holding application security group rules (JSON with destinations)
+    asg: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -76,10 +78,10 @@ CATALOGUE: tuple[TableSpec, ...] = (
     TableSpec("service_auth_tokens", (_enc("token", kind="secret"),)),  # 2014 v1 gateways
     TableSpec("route_bindings", (), ("route_service_url",)),
     TableSpec("service_instance_operations", (), ("proposed_changes",)),
+    TableSpec("security_groups", (), ("rules",), asg=("rules",)),
 )
 # Not in the catalogue, on purpose: encryption_key_sentinels (CC checks that a label's
-# sentinel never changes) and security_groups.rules (CIDRs need a network map, not a
-# host map).
+# sentinel never changes).
 
 
 @dataclass
@@ -105,7 +107,8 @@ def narrow(columns_by_table: dict[str, set[str]], only: list[str] | None) -> Dis
             continue
         found.tables.append(TableSpec(spec.name, encrypted, plain,
                                       has_label="encryption_key_label" in have,
-                                      has_iterations="encryption_iterations" in have))
+                                      has_iterations="encryption_iterations" in have,
+                                      asg=tuple(c for c in spec.asg if c in plain)))
     with_labels = any(t.has_label for t in found.tables if t.encrypted)
     found.era = "current" if with_labels else "pre-2017"
     return found

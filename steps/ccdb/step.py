@@ -40,6 +40,9 @@ class DatabaseEncryption:
 class RewriteHostsParams:
     target: TargetRef = param(doc="connection profile; its 'ccdb' key is read")
     hosts: dict[str, str] = param(doc="old -> new: IPs, hostnames, host:port pairs, URL prefixes")
+    networks: dict[str, str] = param(
+        factory=dict, doc="old -> new CIDRs of the same size: security group destinations "
+                          "inside an old network move to the same offset in the new one")
     dsn: Secret | None = param(None, doc="overrides the profile's ccdb.dsn")
     db_encryption_key: Secret | None = param(None, doc="overrides ccdb.db_encryption_key")
     database_encryption: DatabaseEncryption | None = param(
@@ -103,14 +106,19 @@ class RewriteHosts(Step[RewriteHostsParams]):
                 if column["examples"]:
                     line += "; e.g. " + "; ".join(column["examples"][:2])
                 actions.append(Action.change(line))
+        notes = [f"{column}: {len(lines)} destination(s) only partly overlap an old network "
+                 f"and stay as they are; check them by hand: {'; '.join(lines[:5])}"
+                 for column, lines in (facts.get("unresolved_destinations") or {}).items()]
         if not actions:
             scanned = sum(t["rows"] for t in facts.get("tables", []))
             return Plan.unchanged(f"no value in {where} holds an old host ({scanned} rows in "
                                   f"{len(facts.get('tables', []))} tables scanned)"
                                   + (f" and every row uses label {params.rekey_to_label!r}"
-                                     if params.rekey_to_label else ""))
+                                     if params.rekey_to_label else "")
+                                  + "".join(f"; {note}" for note in notes))
         actions.append(Action.change(f"keep the before-image of {total} values in {where} "
                                      f"table {BEFORE_IMAGE}"))
+        actions += [Action.read(note) for note in notes]
         return Plan.of(*actions, reason=f"{facts.get('era', '?')} schema; hosts {hosts}")
 
     def apply(self, ctx: StepContext, params: RewriteHostsParams, plan: Plan) -> Result:
@@ -180,7 +188,8 @@ class RewriteHosts(Step[RewriteHostsParams]):
             raise StepFailed("batch_size must be at least 1")
         config: rewrite_module.Config = rw.Config(
             dsn=str(reveal_text(dsn)),
-            work=Work(keyring, dict(params.hosts), params.rekey_to_label),
+            work=Work(keyring, dict(params.hosts), params.rekey_to_label,
+                      dict(params.networks)),
             batch_size=params.batch_size, tables=list(params.tables), workers=params.workers,
             run_key=_run_key(ctx))
         return config

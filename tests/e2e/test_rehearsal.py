@@ -91,6 +91,14 @@ def test_the_whole_move(lab: Any, cli: Cli, tmp_path: Path) -> None:
         assert not any(old in c for c in creds)
     assert all(any(new in c for new in F.SERVICE_HOSTS.values()) for c in creds)
     assert rows["rewrite-ccdb"].outputs["changed"] > 0
+    # Application security groups allow the new service network instead of the old one.
+    import psycopg
+
+    with psycopg.connect(lab.facts["ccdb_dsn"]) as conn:
+        destinations = [rule["destination"] for (rules,) in conn.execute(
+            "SELECT rules FROM security_groups") for rule in json.loads(rules)]
+    (old_net, new_net), = F.SERVICE_NETWORKS.items()
+    assert new_net in destinations and old_net not in destinations
 
     # Both domains resolve at the new stack's DNS.
     for domain in (F.OLD_DOMAIN, F.NEW_DOMAIN):

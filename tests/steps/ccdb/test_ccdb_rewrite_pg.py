@@ -398,3 +398,35 @@ def test_an_old_host_put_back_later_keeps_the_first_before_image(postgres_dsn: s
     assert kept == (1,)  # one entry, still holding the value from before the run
     h.step.revert(h.ctx, h.params(), again.record)
     assert snapshot(postgres_dsn) == before
+
+
+def test_security_group_destinations_move_to_the_new_networks(postgres_dsn: str,
+                                                              tmp_path: Path) -> None:
+    seed(postgres_dsn, era="current", apps=2, hosts=["10.0.0.5"], keys=SEED_KEYS)
+    rules = [
+        '[{"protocol":"tcp","destination":"10.0.0.0/24","ports":"5432"}]',
+        '[{"protocol":"tcp","destination":"10.0.0.5","ports":"3306","log":true}]',
+        '[{"protocol":"all","destination":"10.0.0.0/8"}]',
+        '[{"protocol":"all","destination":"0.0.0.0-9.255.255.255"}]',
+    ]
+    with psycopg.connect(postgres_dsn) as conn:
+        for i, value in enumerate(rules):
+            conn.execute("INSERT INTO security_groups (guid, name, rules) VALUES (%s, %s, %s)",
+                         (f"asg-{i}", f"asg-{i}", value))
+    before = snapshot(postgres_dsn)
+    h = Harness(tmp_path, postgres_dsn)
+    params = h.params(networks={"10.0.0.0/24": "172.16.8.0/24"})
+    plan = h.step.plan(params, h.step.observe(h.ctx, params))
+    text = "\n".join(a.description for a in plan.actions)
+    assert "security_groups.rules (plain text): rewrite 2 of 4 rows" in text
+    assert ("security_groups.rules: 1 destination(s) only partly overlap an old network and "
+            "stay as they are; check them by hand: #3 10.0.0.0/8") in text
+    result = h.step.apply(h.ctx, params, plan)
+    with psycopg.connect(postgres_dsn) as conn:
+        after = [r[0] for r in conn.execute("SELECT rules FROM security_groups ORDER BY id")]
+    assert after == [rules[0].replace("10.0.0.0/24", "172.16.8.0/24"),
+                     rules[1].replace("10.0.0.5", "10.1.0.5"), rules[2], rules[3]]
+    assert result.outputs["columns"]["security_groups.rules"] == 2
+    assert h.step.verify(h.ctx, params, result) is True
+    h.step.revert(h.ctx, params, result.record)
+    assert snapshot(postgres_dsn) == before
