@@ -25,6 +25,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -35,6 +36,16 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define KDF_X86 1
 #endif
+
+/* Clears key material from the stack; the empty asm keeps the compiler from dropping the
+ * memset as a dead store. (Python still holds the password; this only avoids leaving more
+ * copies behind than necessary.) */
+static void
+secure_zero(void *p, size_t n)
+{
+    memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
 
 /* Rows per kernel pass never exceed this (it sizes the lane buffers). */
 #define KDF_MAX_LANES 64
@@ -520,6 +531,10 @@ evp_md5_rows(const kernel_set *k, const uint8_t *password, size_t password_len,
             for (size_t i = 0; i < 4; i++)
                 store_le32(out + 32 * (first + lane) + 16 + 4 * i, words[i * lanes + lane]);
     }
+    secure_zero(words, sizeof words);
+    secure_zero(digest, sizeof digest);
+    secure_zero(&password_prefix, sizeof password_prefix);
+    secure_zero(&ctx, sizeof ctx);
 }
 
 static void
@@ -577,6 +592,13 @@ pbkdf2_sha256_rows(const kernel_set *k, const uint8_t *password, size_t password
             memcpy(out + length * (first + lane), digest, length);
         }
     }
+    secure_zero(words, sizeof words);
+    secure_zero(digest, sizeof digest);
+    secure_zero(key, sizeof key);
+    secure_zero(pad, sizeof pad);
+    secure_zero(&inner, sizeof inner);
+    secure_zero(&outer, sizeof outer);
+    secure_zero(&ctx, sizeof ctx);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -645,6 +667,7 @@ aes128_decrypt_schedule(const uint8_t key[16], __m128i dk[AES128_ROUNDS + 1])
     for (int r = 1; r < AES128_ROUNDS; r++)
         dk[r] = _mm_aesimc_si128(ek[AES128_ROUNDS - r]);
     dk[AES128_ROUNDS] = ek[0];
+    secure_zero(ek, sizeof ek);
 }
 
 /* C_i = E(P_i ^ C_(i-1)), C_0 = IV: strictly sequential. */
@@ -664,6 +687,7 @@ aes128_cbc_encrypt_blocks(const uint8_t key[16], const uint8_t iv[16], const uin
         chain = _mm_aesenclast_si128(x, rk[AES128_ROUNDS]);
         _mm_storeu_si128((__m128i *)(out + 16 * b), chain);
     }
+    secure_zero(rk, sizeof rk);
 }
 
 /* P_i = D(C_i) ^ C_(i-1), C_0 = IV: the block decryptions are independent, so they run
@@ -702,6 +726,7 @@ aes128_cbc_decrypt_blocks(const uint8_t key[16], const uint8_t iv[16], const uin
         _mm_storeu_si128((__m128i *)(out + 16 * b), x);
         previous = c;
     }
+    secure_zero(dk, sizeof dk);
 }
 
 static int
@@ -772,10 +797,12 @@ salt_list_collect(PyObject *arg, Py_ssize_t required_len, salt_list *salts)
     if (items == NULL)
         return -1;
     size_t count = (size_t)PyTuple_GET_SIZE(items);
-    size_t capacity = 16 * count + 16, used = 0;
+    size_t capacity = count < ((size_t)PY_SSIZE_T_MAX - 16) / 16 ? 16 * count + 16
+                                                                : (size_t)PY_SSIZE_T_MAX;
+    size_t used = 0;
     salts->count = count;
     salts->data = PyMem_Malloc(capacity);
-    salts->offsets = PyMem_Malloc((count + 1) * sizeof(size_t));
+    salts->offsets = PyMem_New(size_t, count + 1);
     if (salts->data == NULL || salts->offsets == NULL) {
         PyErr_NoMemory();
         goto error;
@@ -791,8 +818,11 @@ salt_list_collect(PyObject *arg, Py_ssize_t required_len, salt_list *salts)
             goto error;
         }
         if ((size_t)view.len > capacity - used) {
-            size_t wanted = 2 * capacity + (size_t)view.len;
-            uint8_t *grown = PyMem_Realloc(salts->data, wanted);
+            size_t wanted;
+            uint8_t *grown = NULL;
+            if (!__builtin_mul_overflow(capacity, (size_t)2, &wanted) &&
+                !__builtin_add_overflow(wanted, (size_t)view.len, &wanted))
+                grown = PyMem_Realloc(salts->data, wanted);
             if (grown == NULL) {
                 PyBuffer_Release(&view);
                 PyErr_NoMemory();
@@ -802,7 +832,8 @@ salt_list_collect(PyObject *arg, Py_ssize_t required_len, salt_list *salts)
             capacity = wanted;
         }
         salts->offsets[i] = used;
-        memcpy(salts->data + used, view.buf, (size_t)view.len);
+        if (view.len > 0)
+            memcpy(salts->data + used, view.buf, (size_t)view.len);
         used += (size_t)view.len;
         PyBuffer_Release(&view);
     }
@@ -844,8 +875,8 @@ kdf_evp_md5(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "rounds must be at least 1");
         goto done;
     }
-    if (rounds > LONG_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "rounds is too large");
+    if (rounds > INT_MAX) {  /* OpenSSL and Ruby take an int: no real row has more */
+        PyErr_SetString(PyExc_OverflowError, "rounds must fit in a C int");
         goto done;
     }
     if (salt_list_collect(salts_arg, 8, &salts) < 0)
@@ -895,8 +926,8 @@ kdf_pbkdf2_sha256(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "iterations must be at least 1");
         goto done;
     }
-    if (iterations > LONG_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "iterations is too large");
+    if (iterations > INT_MAX) {  /* OpenSSL and Ruby take an int: no real row has more */
+        PyErr_SetString(PyExc_OverflowError, "iterations must fit in a C int");
         goto done;
     }
     if (length < 1 || length > 32) {

@@ -46,6 +46,7 @@ except ImportError:  # no compiler at install time: the pure-Python path below
 
 #: below this many salts a SIMD pass (padded to whole lanes) costs more than hashlib calls
 COMPILED_FROM = 8
+MAX_ITERATIONS = 2**31 - 1
 LEGACY_SALT_LENGTH = 8
 LEGACY_ROUNDS = 2048
 DEFAULT_ITERATIONS = 2048
@@ -84,6 +85,9 @@ def derive(password: str, salt: str, iterations: int) -> tuple[bytes, bytes]:
     salt_bytes = salt.encode("utf-8")
     if is_legacy_salt(salt):
         return evp_bytes_to_key(secret, salt_bytes)
+    if not 1 <= iterations <= MAX_ITERATIONS:
+        # OpenSSL and Ruby take a C int: Cloud Controller cannot have written such a row
+        raise DecryptionFailed(f"encryption_iterations {iterations} is not a usable count")
     if len(salt_bytes) != BLOCK:
         # Ruby raises "iv must be 16 bytes" here; such a row cannot exist in a working CC.
         raise DecryptionFailed(f"salt of {len(salt_bytes)} bytes cannot be a 16-byte IV")
@@ -112,7 +116,7 @@ def derive_many(password: str, salts: list[str],
     caller's per-row :func:`derive` reports it for that row alone.
     """
     unique = list(dict.fromkeys(salts))
-    if _kdf is None or len(unique) < COMPILED_FROM:
+    if _kdf is None or len(unique) < COMPILED_FROM or not 1 <= iterations <= MAX_ITERATIONS:
         found: dict[str, tuple[bytes, bytes]] = {}
         for salt in unique:
             try:

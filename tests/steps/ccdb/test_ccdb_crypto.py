@@ -142,3 +142,14 @@ def test_derive_many_matches_derive_row_by_row(compiled: bool, monkeypatch: pyte
             assert "short" not in found and "x" * 17 not in found
             for salt, pair in found.items():
                 assert pair == crypto.derive(password, salt, iterations), salt
+
+
+@pytest.mark.parametrize("iterations", [0, -5, 2**31])
+def test_an_impossible_iteration_count_fails_only_that_row(iterations: int) -> None:
+    salts = [f"{i:016x}" for i in range(20)]
+    with pytest.raises(crypto.DecryptionFailed, match=f"encryption_iterations {iterations} is "
+                                                      "not a usable count"):
+        crypto.derive("k", salts[0], iterations)
+    assert crypto.derive_many("k", salts, iterations) == {}
+    legacy = crypto.derive("k", "a1b2c3d4", iterations)  # 8-character salts ignore the count
+    assert legacy == crypto.derive("k", "a1b2c3d4", 2048)

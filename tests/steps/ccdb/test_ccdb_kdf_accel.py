@@ -415,3 +415,10 @@ def test_crypto_wrong_key_is_refused(crypto_path: str) -> None:
         else:
             with pytest.raises(crypto.DecryptionFailed, match="padding check failed"):
                 crypto.decrypt_with(value, other, iv)
+
+
+def test_counts_beyond_a_c_int_are_refused(kdf: ModuleType) -> None:
+    with pytest.raises(OverflowError):
+        kdf.pbkdf2_sha256(b"k", [b"0" * 16], 2**31)
+    with pytest.raises(OverflowError):
+        kdf.evp_md5(b"k", [b"0" * 8], 2**31)
