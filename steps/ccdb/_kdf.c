@@ -141,15 +141,56 @@ static const uint32_t MD5_K[64] = {
     MD5_4_STEPS(MD5_I, x, 56, 8, 15, 6, 13, 6, 10, 15, 21);  \
     MD5_4_STEPS(MD5_I, x, 60, 4, 11, 2, 9, 6, 10, 15, 21)
 
+/* The scalar MD5 and SHA-256 share their 64-byte block buffering and padding: only the
+ * compression function, the state size and the byte order of the length differ. */
 typedef struct {
-    uint32_t h[4];
+    uint32_t h[8]; /* MD5 uses the first 4 words */
     uint64_t length; /* bytes hashed so far */
     uint8_t block[64];
     size_t used; /* bytes waiting in block */
-} md5_ctx;
+} md_ctx;
+
+typedef void (*compress_fn)(uint32_t *h, const uint8_t block[64]);
 
 static void
-md5_compress(uint32_t h[4], const uint8_t block[64])
+md_update(md_ctx *ctx, compress_fn compress, const uint8_t *data, size_t len)
+{
+    ctx->length += len;
+    if (ctx->used > 0) {
+        size_t take = 64 - ctx->used < len ? 64 - ctx->used : len;
+        memcpy(ctx->block + ctx->used, data, take);
+        ctx->used += take;
+        data += take;
+        len -= take;
+        if (ctx->used < 64)
+            return;
+        compress(ctx->h, ctx->block);
+        ctx->used = 0;
+    }
+    for (; len >= 64; data += 64, len -= 64)
+        compress(ctx->h, data);
+    if (len > 0)
+        memcpy(ctx->block, data, len);
+    ctx->used = len;
+}
+
+/* 0x80, zeros, and the bit length in 8 bytes, little- or big-endian. */
+static void
+md_pad(md_ctx *ctx, compress_fn compress, int big_endian_length)
+{
+    static const uint8_t padding[64] = {0x80};
+    uint64_t bits = ctx->length * 8;
+    uint8_t length[8];
+    for (int i = 0; i < 8; i++)
+        length[i] = (uint8_t)(bits >> (big_endian_length ? 56 - 8 * i : 8 * i));
+    md_update(ctx, compress, padding, (ctx->used < 56 ? 56 : 120) - ctx->used);
+    md_update(ctx, compress, length, 8);
+}
+
+typedef md_ctx md5_ctx;
+
+static void
+md5_compress(uint32_t *h, const uint8_t block[64])
 {
     uint32_t x[16];
     for (int i = 0; i < 16; i++)
@@ -165,42 +206,20 @@ md5_compress(uint32_t h[4], const uint8_t block[64])
 static void
 md5_init(md5_ctx *ctx)
 {
-    memcpy(ctx->h, MD5_IV, sizeof ctx->h);
-    ctx->length = 0;
-    ctx->used = 0;
+    memset(ctx, 0, sizeof *ctx);
+    memcpy(ctx->h, MD5_IV, sizeof MD5_IV);
 }
 
 static void
 md5_update(md5_ctx *ctx, const uint8_t *data, size_t len)
 {
-    ctx->length += len;
-    if (ctx->used > 0) {
-        size_t take = 64 - ctx->used < len ? 64 - ctx->used : len;
-        memcpy(ctx->block + ctx->used, data, take);
-        ctx->used += take;
-        data += take;
-        len -= take;
-        if (ctx->used < 64)
-            return;
-        md5_compress(ctx->h, ctx->block);
-        ctx->used = 0;
-    }
-    for (; len >= 64; data += 64, len -= 64)
-        md5_compress(ctx->h, data);
-    memcpy(ctx->block, data, len);
-    ctx->used = len;
+    md_update(ctx, md5_compress, data, len);
 }
 
 static void
 md5_final(md5_ctx *ctx, uint8_t out[16])
 {
-    static const uint8_t padding[64] = {0x80};
-    uint64_t bits = ctx->length * 8;
-    uint8_t length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (uint8_t)(bits >> (8 * i));
-    md5_update(ctx, padding, (ctx->used < 56 ? 56 : 120) - ctx->used);
-    md5_update(ctx, length, 8);
+    md_pad(ctx, md5_compress, 0);
     for (int i = 0; i < 4; i++)
         store_le32(out + 4 * i, ctx->h[i]);
 }
@@ -254,15 +273,10 @@ static const uint32_t SHA256_K[64] = {
     SHA256_ROUND(c, d, e, f, g, h, a, b, SHA256_K[(i) + 6] + (w)[(i) + 6]); \
     SHA256_ROUND(b, c, d, e, f, g, h, a, SHA256_K[(i) + 7] + (w)[(i) + 7])
 
-typedef struct {
-    uint32_t h[8];
-    uint64_t length; /* bytes hashed so far */
-    uint8_t block[64];
-    size_t used; /* bytes waiting in block */
-} sha256_ctx;
+typedef md_ctx sha256_ctx;
 
 static void
-sha256_compress(uint32_t state[8], const uint8_t block[64])
+sha256_compress(uint32_t *state, const uint8_t block[64])
 {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
@@ -287,42 +301,20 @@ sha256_compress(uint32_t state[8], const uint8_t block[64])
 static void
 sha256_init(sha256_ctx *ctx)
 {
-    memcpy(ctx->h, SHA256_IV, sizeof ctx->h);
-    ctx->length = 0;
-    ctx->used = 0;
+    memset(ctx, 0, sizeof *ctx);
+    memcpy(ctx->h, SHA256_IV, sizeof SHA256_IV);
 }
 
 static void
 sha256_update(sha256_ctx *ctx, const uint8_t *data, size_t len)
 {
-    ctx->length += len;
-    if (ctx->used > 0) {
-        size_t take = 64 - ctx->used < len ? 64 - ctx->used : len;
-        memcpy(ctx->block + ctx->used, data, take);
-        ctx->used += take;
-        data += take;
-        len -= take;
-        if (ctx->used < 64)
-            return;
-        sha256_compress(ctx->h, ctx->block);
-        ctx->used = 0;
-    }
-    for (; len >= 64; data += 64, len -= 64)
-        sha256_compress(ctx->h, data);
-    memcpy(ctx->block, data, len);
-    ctx->used = len;
+    md_update(ctx, sha256_compress, data, len);
 }
 
 static void
 sha256_final(sha256_ctx *ctx, uint8_t out[32])
 {
-    static const uint8_t padding[64] = {0x80};
-    uint64_t bits = ctx->length * 8;
-    uint8_t length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_update(ctx, padding, (ctx->used < 56 ? 56 : 120) - ctx->used);
-    sha256_update(ctx, length, 8);
+    md_pad(ctx, sha256_compress, 1);
     for (int i = 0; i < 8; i++)
         store_be32(out + 4 * i, ctx->h[i]);
 }
