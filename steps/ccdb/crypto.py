@@ -103,7 +103,8 @@ def compiled() -> bool:
 def accelerator() -> str:
     """How batches of keys are derived here, for reports: the SIMD kernel or Python."""
     if _kdf is None:
-        return "one row at a time (hashlib/OpenSSL; the compiled _kdf module is not built)"
+        return ("one row at a time (CPython MD5, OpenSSL through cryptography; the compiled "
+                "_kdf module is not built)")
     return f"multi-buffer SIMD ({_kdf.ISA}, {_kdf.LANES} lanes per register)"
 
 
