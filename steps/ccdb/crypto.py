@@ -157,16 +157,23 @@ def lenient_b64decode(text: str) -> bytes:
         raise DecryptionFailed("value is not Base64") from exc
 
 
+def _cbc(key: bytes, iv: bytes, data: bytes, decrypt: bool) -> bytes:
+    """Raw AES-CBC over whole blocks: AES-NI in the compiled module for AES-128 (no
+    per-call Cipher/algorithms/modes objects), else the cryptography package."""
+    if _kdf is not None and _kdf.HAS_AES and len(key) == BLOCK and len(iv) == BLOCK:
+        if decrypt:
+            return _kdf.aes128_cbc_decrypt(key, iv, data)
+        return _kdf.aes128_cbc_encrypt(key, iv, data)
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+    context = cipher.decryptor() if decrypt else cipher.encryptor()
+    return context.update(data) + context.finalize()
+
+
 def decrypt_with(ciphertext_b64: str, key: bytes, iv: bytes) -> bytes:
     raw = lenient_b64decode(ciphertext_b64)
     if not raw or len(raw) % BLOCK:
         raise DecryptionFailed("ciphertext length is not a whole number of AES blocks")
-    if _kdf is not None and _kdf.HAS_AES and len(key) == BLOCK and len(iv) == BLOCK:
-        # AES-NI in the compiled module: no per-call Cipher/algorithms/modes objects
-        padded = _kdf.aes128_cbc_decrypt(key, iv, raw)
-    else:
-        decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-        padded = decryptor.update(raw) + decryptor.finalize()
+    padded = _cbc(key, iv, raw, decrypt=True)
     # PKCS#7, checked as OpenSSL's EVP_DecryptFinal does (no padding oracle here: the
     # ciphertexts are our own database's)
     pad = padded[-1]
@@ -181,12 +188,7 @@ def encrypt_with(plaintext: bytes, key: bytes, iv: bytes) -> str:
         raise ValueError("Cloud Controller cannot store an encrypted empty value")
     pad = BLOCK - len(plaintext) % BLOCK
     padded = plaintext + bytes((pad,)) * pad
-    if _kdf is not None and _kdf.HAS_AES and len(key) == BLOCK and len(iv) == BLOCK:
-        # AES-NI in the compiled module: no per-call Cipher/algorithms/modes objects
-        raw = _kdf.aes128_cbc_encrypt(key, iv, padded)
-    else:
-        encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-        raw = encryptor.update(padded) + encryptor.finalize()
+    raw = _cbc(key, iv, padded, decrypt=False)
     return base64.b64encode(raw).decode("ascii")
 
 
